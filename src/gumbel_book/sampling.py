@@ -1,0 +1,189 @@
+"""Gumbel noise, the Gumbel-max trick, Gumbel-top-k and the Gumbel-Softmax (Concrete) relaxation.
+
+All noise is computed in float32 (float64 for float64 inputs) and cast to the requested dtype
+at the end, so float16 and bfloat16 inputs never produce NaN (PyTorch #41663).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+from .validation import check_logits, check_tau, validation_enabled
+
+Shape = int | Sequence[int] | torch.Size
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype the book computes in for inputs of ``dtype``: float64 stays, everything else is float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def gumbel_from_exponential(e: torch.Tensor) -> torch.Tensor:
+    """Map Exp(1) draws ``e`` to Gumbel(0, 1) draws ``-log(e)``, never returning +-inf or NaN.
+
+    ``Tensor.exponential_`` can return exactly 0 (PyTorch #22557), where ``-log`` gives +inf.
+    Clamping at the smallest normal float changes an event of probability about 1e-38 and
+    keeps the result finite: at most 87.3 in float32 and 708.4 in float64.
+    """
+    tiny = torch.finfo(e.dtype).tiny
+    return -torch.log(e.clamp(min=tiny))
+
+
+def sample_gumbel(
+    shape: Shape,
+    *,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Draw standard Gumbel(0, 1) noise as ``-log(E)`` with ``E ~ Exp(1)``; always finite.
+
+    The same ``generator`` state gives the same noise. ``device`` defaults to the generator's
+    device, or the CPU.
+    """
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
+    if isinstance(shape, bool):
+        raise TypeError(f"shape must be an int or a sequence of ints, got {shape!r}")
+    if isinstance(shape, int):
+        shape = (shape,)
+    try:
+        shape = torch.Size(shape)
+    except TypeError:
+        raise TypeError(f"shape must be an int or a sequence of ints, got {shape!r}") from None
+    if any(s < 0 for s in shape):
+        raise ValueError(f"shape must not contain negative sizes, got {tuple(shape)}")
+    if device is None and generator is not None:
+        device = generator.device
+    compute = compute_dtype(dtype)
+    e = torch.empty(shape, device=device, dtype=compute).exponential_(generator=generator)
+    return gumbel_from_exponential(e).to(dtype)
+
+
+def _perturbed(logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """``logits + g`` in the compute dtype, with fresh Gumbel noise ``g`` of the same shape."""
+    compute = compute_dtype(logits.dtype)
+    g = sample_gumbel(logits.shape, device=logits.device, dtype=compute, generator=generator)
+    return logits.to(compute) + g
+
+
+def gumbel_max(logits: torch.Tensor, dim: int = -1, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Sample int64 indices distributed as Categorical(softmax(logits)) by ``argmax(logits + g)``.
+
+    Logits need only be known up to an additive constant; -inf entries are never sampled.
+    """
+    dim = check_logits(logits, dim)
+    return _perturbed(logits, generator).argmax(dim=dim)
+
+
+def gumbel_topk(
+    logits: torch.Tensor, k: int, dim: int = -1, *, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Sample ``k`` distinct indices without replacement, in order, as the top-k of ``logits + g``.
+
+    The ordered tuple has the law of sequential sampling without replacement from
+    softmax(logits) (Kool, van Hoof & Welling 2019). The result has ``k`` in place of ``dim``.
+    """
+    dim = check_logits(logits, dim)
+    if isinstance(k, bool) or not isinstance(k, int):
+        raise TypeError(f"k must be an int, got {k!r}")
+    n = logits.shape[dim]
+    if not 1 <= k <= n:
+        raise ValueError(f"k={k} must be between 1 and the number of categories {n}")
+    if validation_enabled():
+        finite = torch.isfinite(logits).sum(dim=dim)
+        if bool((finite < k).any()):
+            raise ValueError(
+                f"k={k} exceeds the number of unmasked (finite) categories, which is {int(finite.min())} "
+                "in at least one row"
+            )
+    return _perturbed(logits, generator).topk(k, dim=dim).indices
+
+
+def _tau_for(tau: float | torch.Tensor, dtype: torch.dtype, device: torch.device) -> float | torch.Tensor:
+    """Clamp ``tau`` to the normal range of ``dtype`` so that dividing by it never overflows to NaN."""
+    info = torch.finfo(dtype)
+    if isinstance(tau, torch.Tensor):
+        return tau.to(device=device, dtype=dtype).clamp(info.tiny, info.max)
+    return min(max(tau, info.tiny), info.max)
+
+
+def gumbel_softmax(
+    logits: torch.Tensor,
+    tau: float | torch.Tensor = 1.0,
+    hard: bool = False,
+    dim: int = -1,
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Draw a Gumbel-Softmax sample ``softmax((logits + g) / tau)`` along ``dim``.
+
+    Same semantics as ``torch.nn.functional.gumbel_softmax``. With ``hard=True`` the forward
+    value is exactly one-hot (the argmax of the soft sample, that is, a Gumbel-max sample) and the
+    backward pass carries the soft sample's gradient (straight-through). Hard and soft modes use
+    the same noise for the same generator state. Masked (-inf) categories get exactly 0.
+    """
+    if not isinstance(hard, bool):
+        raise TypeError(f"hard must be a bool, got {hard!r}")
+    tau = check_tau(tau)
+    dim = check_logits(logits, dim)
+    x = _perturbed(logits, generator)
+    # Shift by the (detached) max before dividing, so that a tiny tau sends non-maximal entries to
+    # -inf instead of overflowing the maximal one; softmax is shift-invariant, so this is exact.
+    x = x - x.amax(dim=dim, keepdim=True).detach()
+    y_soft = torch.softmax(x / _tau_for(tau, x.dtype, x.device), dim=dim)
+    if hard:
+        index = y_soft.argmax(dim=dim, keepdim=True)
+        y_hard = torch.zeros_like(y_soft).scatter_(dim, index, 1.0)
+        # y_soft - y_soft.detach() is exactly zero, so the forward value is exactly one-hot
+        # (the usual y_hard - y_soft.detach() + y_soft can be off by an ulp).
+        y = y_hard + (y_soft - y_soft.detach())
+    else:
+        y = y_soft
+    return y.to(logits.dtype)
+
+
+def _simplex_tolerance(dtype: torch.dtype) -> float:
+    return math.sqrt(torch.finfo(dtype).eps)
+
+
+def concrete_log_prob(
+    y: torch.Tensor, logits: torch.Tensor, tau: float | torch.Tensor, dim: int = -1
+) -> torch.Tensor:
+    """Log density of the Concrete / Gumbel-Softmax distribution at a point ``y`` of the open simplex.
+
+    log p(y) = log (K-1)! + (K-1) log tau + sum_i [log pi_i - (tau+1) log y_i] - K log sum_i pi_i y_i^(-tau)
+    (Maddison, Mnih & Teh 2017, eq. 9), computed in log space. Agrees with
+    ``torch.distributions.RelaxedOneHotCategorical(tau, logits=logits).log_prob(y)``.
+    The density lives on the full simplex, so every logit must be finite.
+    """
+    tau = check_tau(tau)
+    dim = check_logits(logits, dim)
+    if not isinstance(y, torch.Tensor) or not y.is_floating_point():
+        raise TypeError(f"y must be a floating-point tensor, got {getattr(y, 'dtype', type(y).__name__)}")
+    if y.dim() != logits.dim() or y.shape[dim] != logits.shape[dim]:
+        raise ValueError(
+            f"y of shape {tuple(y.shape)} does not match logits of shape {tuple(logits.shape)} along dim={dim}"
+        )
+    if validation_enabled():
+        if not bool(torch.isfinite(logits).all()):
+            raise ValueError("concrete_log_prob needs finite logits: the Concrete density has no masked categories")
+        if not bool(((y > 0) & (y <= 1)).all()):
+            raise ValueError("y must lie in the open simplex: every entry in (0, 1]")
+        total = y.sum(dim=dim)
+        if not bool(torch.allclose(total, torch.ones_like(total), atol=_simplex_tolerance(y.dtype), rtol=0)):
+            worst = float((total - 1).abs().max())
+            raise ValueError(f"y must sum to 1 along dim={dim}; the largest deviation is {worst:.3g}")
+    out_dtype = torch.promote_types(y.dtype, logits.dtype)
+    compute = compute_dtype(out_dtype)
+    log_y = torch.log(y.to(compute)).movedim(dim, -1)
+    lg = logits.to(compute).movedim(dim, -1)
+    k = lg.shape[-1]
+    tau_t = torch.as_tensor(tau, dtype=compute, device=lg.device)
+    score = lg - tau_t.unsqueeze(-1) * log_y
+    score = (score - score.logsumexp(dim=-1, keepdim=True)).sum(dim=-1)
+    log_prob = math.lgamma(k) + (k - 1) * torch.log(tau_t) + score - log_y.sum(dim=-1)
+    return log_prob.to(out_dtype)

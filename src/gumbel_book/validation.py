@@ -1,0 +1,93 @@
+"""Argument checks shared by the samplers, with a switch for the checks that read tensor data.
+
+Type, shape and ``tau`` checks are always on: they cost nothing. The checks that must read the
+data (NaN and infinite logits, rows that are entirely masked) synchronise with the device, so,
+like ``torch.distributions``' ``validate_args``, they can be switched off for hot loops with
+:func:`set_validate_args` or the :func:`validate_args` context manager.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from numbers import Real
+
+import torch
+
+_VALIDATE = True
+
+
+def set_validate_args(enabled: bool) -> None:
+    """Turn the data-reading checks on (the default) or off, globally."""
+    global _VALIDATE
+    if not isinstance(enabled, bool):
+        raise TypeError(f"enabled must be a bool, got {enabled!r}")
+    _VALIDATE = enabled
+
+
+def validation_enabled() -> bool:
+    """Whether the data-reading checks are on."""
+    return _VALIDATE
+
+
+@contextlib.contextmanager
+def validate_args(enabled: bool) -> Iterator[None]:
+    """Context manager that sets the data-reading checks for the duration of a block."""
+    previous = _VALIDATE
+    set_validate_args(enabled)
+    try:
+        yield
+    finally:
+        set_validate_args(previous)
+
+
+def check_tau(tau: float | torch.Tensor, name: str = "tau") -> float | torch.Tensor:
+    """Return ``tau`` if it is a finite positive number (or tensor of them), else raise ValueError."""
+    if isinstance(tau, bool) or not isinstance(tau, (Real, torch.Tensor)):
+        raise TypeError(f"{name} must be a positive real number, got {tau!r}")
+    if isinstance(tau, torch.Tensor):
+        if not (tau.is_floating_point() or tau.dtype in (torch.int32, torch.int64)):
+            raise TypeError(f"{name} must be a real tensor, got dtype {tau.dtype}")
+        if not bool(torch.all(torch.isfinite(tau) & (tau > 0))):
+            raise ValueError(f"{name} must be finite and > 0, got {tau!r}")
+        return tau
+    if not (math.isfinite(tau) and tau > 0):
+        raise ValueError(f"{name} must be finite and > 0, got {tau!r}")
+    return float(tau)
+
+
+def check_logits(logits: torch.Tensor, dim: int, name: str = "logits") -> int:
+    """Check type, ``dim`` and (when enabled) values of ``logits``; return ``dim`` made non-negative.
+
+    -inf is legal on some categories (they are masked), but NaN, +inf and rows that are -inf
+    everywhere along ``dim`` are errors.
+    """
+    if not isinstance(logits, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(logits).__name__}")
+    if not logits.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {logits.dtype}")
+    if isinstance(dim, bool) or not isinstance(dim, int):
+        raise TypeError(f"dim must be an int, got {dim!r}")
+    ndim = logits.dim()
+    if not -ndim <= dim < ndim or ndim == 0:
+        raise IndexError(
+            f"dim={dim} is out of range for {name} of shape {tuple(logits.shape)} "
+            f"(expected a value in [{-ndim}, {ndim - 1}])"
+        )
+    dim = dim % ndim
+    if logits.shape[dim] == 0:
+        raise ValueError(f"{name} has no categories along dim={dim} (shape {tuple(logits.shape)})")
+    if _VALIDATE and logits.numel() > 0:
+        if bool(torch.isnan(logits).any()):
+            raise ValueError(f"{name} contains NaN")
+        if bool(torch.isposinf(logits).any()):
+            raise ValueError(f"{name} contains +inf")
+        all_masked = torch.isneginf(logits).all(dim=dim)
+        if bool(all_masked.any()):
+            where = tuple(all_masked.nonzero()[0].tolist())
+            raise ValueError(
+                f"{name} is -inf for every category along dim={dim} (first such row at index {where}); "
+                "at least one category must have a finite logit"
+            )
+    return dim
