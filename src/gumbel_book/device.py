@@ -18,9 +18,7 @@ def _check_available(device: torch.device, raw: str) -> None:
             raise RuntimeError(f"{DEVICE_ENV}={raw!r}: CUDA is not available on this machine")
         index = 0 if device.index is None else device.index
         if index >= torch.cuda.device_count():
-            raise RuntimeError(
-                f"{DEVICE_ENV}={raw!r}: only {torch.cuda.device_count()} CUDA device(s) are present"
-            )
+            raise RuntimeError(f"{DEVICE_ENV}={raw!r}: only {torch.cuda.device_count()} CUDA device(s) are present")
         return
     if device.type == "mps":
         if not torch.backends.mps.is_available():

@@ -150,9 +150,7 @@ def _simplex_tolerance(dtype: torch.dtype) -> float:
     return math.sqrt(torch.finfo(dtype).eps)
 
 
-def concrete_log_prob(
-    y: torch.Tensor, logits: torch.Tensor, tau: float | torch.Tensor, dim: int = -1
-) -> torch.Tensor:
+def concrete_log_prob(y: torch.Tensor, logits: torch.Tensor, tau: float | torch.Tensor, dim: int = -1) -> torch.Tensor:
     """Log density of the Concrete / Gumbel-Softmax distribution at a point ``y`` of the open simplex.
 
     log p(y) = log (K-1)! + (K-1) log tau + sum_i [log pi_i - (tau+1) log y_i] - K log sum_i pi_i y_i^(-tau)

@@ -40,10 +40,24 @@ def _use_local_mathjax(app: Sphinx, config) -> None:
     config.mathjax_path = "mathjax/tex-chtml.js"
 
 
+def _drop_thebe(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
+    """Remove sphinx-thebe's scripts: the static book runs no kernel, and Jupyter Book 1.x adds them
+    twice, which is a JavaScript error ('THEBE_JS_URL' redeclared) and a CDN address on every page."""
+    scripts = context.get("script_files")
+    if scripts:
+        context["script_files"] = [
+            js
+            for js in scripts
+            if "thebe" not in str(getattr(js, "filename", js) or "").lower()
+            and "THEBE" not in str(getattr(js, "attributes", {}).get("body", ""))
+        ]
+
+
 def setup(app: Sphinx) -> dict:
     os.environ[BUILD_ENV] = "1"
     # Plotly must exist before the inline figure scripts run, so load it early and without defer.
     app.add_js_file("plotly.min.js", priority=100)
     app.connect("config-inited", _use_local_mathjax, priority=900)
+    app.connect("html-page-context", _drop_thebe)
     app.connect("build-finished", _copy_assets)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

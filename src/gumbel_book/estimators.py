@@ -1,0 +1,400 @@
+"""The estimator lab: gradients of E_{z ~ Cat(softmax(logits))}[f(z)], exact and estimated.
+
+:func:`exact_grad` enumerates the K categories; :func:`estimate_grad` averages single-sample estimates
+from one of seven estimators. :func:`run_lab` measures every estimator's bias, spread and cosine
+similarity to the exact gradient over a grid of temperatures and sample counts, and
+:func:`optimization_race` minimises a toy objective with each of them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from .device import default_device
+from .sampling import gumbel_max, gumbel_softmax
+from .straight_through import gumbel_rao, reinmax, straight_through_softmax
+from .validation import check_logits, check_tau
+
+Objective = Callable[[torch.Tensor], torch.Tensor]
+
+ESTIMATORS: tuple[str, ...] = (
+    "reinforce",
+    "reinforce_baseline",
+    "gumbel_softmax",
+    "st_gumbel_softmax",
+    "straight_through",
+    "reinmax",
+    "gumbel_rao",
+)
+"""The valid estimator names, in the order the book shows them."""
+
+LABELS: dict[str, str] = {
+    "reinforce": "REINFORCE",
+    "reinforce_baseline": "REINFORCE + baseline",
+    "gumbel_softmax": "Gumbel-Softmax (relaxed)",
+    "st_gumbel_softmax": "ST-Gumbel-Softmax",
+    "straight_through": "plain ST",
+    "reinmax": "ReinMax",
+    "gumbel_rao": "Gumbel-Rao",
+}
+"""Display names for the estimators."""
+
+TAU_FREE: frozenset[str] = frozenset({"reinforce", "reinforce_baseline", "straight_through"})
+"""Estimators whose gradient does not depend on the temperature."""
+
+
+# --------------------------------------------------------------------------------------------- checks
+
+
+def _check_name(name: str) -> str:
+    if not isinstance(name, str) or name not in ESTIMATORS:
+        raise ValueError(f"unknown estimator {name!r}; valid names are {', '.join(ESTIMATORS)}")
+    return name
+
+
+def _check_vector_logits(logits: torch.Tensor) -> None:
+    check_logits(logits, -1)
+    if logits.dim() != 1:
+        raise ValueError(f"logits must have shape [K], got shape {tuple(logits.shape)}")
+    if logits.shape[0] < 2:
+        raise ValueError(f"logits must have at least 2 categories, got K={logits.shape[0]}")
+
+
+def _check_positive_int(value: int, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _evaluate(f: Objective, z: torch.Tensor) -> torch.Tensor:
+    """``f(z)`` for a batch ``z`` of shape ``[n, K]``, checked to be a real tensor of shape ``[n]``."""
+    if not callable(f):
+        raise TypeError(f"f must be a callable mapping [n, K] one-hot rows to [n] values, got {type(f).__name__}")
+    out = f(z)
+    if not isinstance(out, torch.Tensor) or out.shape != z.shape[:1]:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"f must map a batch of shape {tuple(z.shape)} to shape ({z.shape[0]},), got {shape}")
+    return out
+
+
+# --------------------------------------------------------------------------------------------- exact
+
+
+def expected_value(logits: torch.Tensor, f: Objective) -> torch.Tensor:
+    """The objective ``E_{z ~ Cat(softmax(logits))}[f(z)]``, by enumerating the K one-hot vectors."""
+    _check_vector_logits(logits)
+    eye = torch.eye(logits.shape[0], dtype=logits.dtype, device=logits.device)
+    return (torch.softmax(logits, dim=-1) * _evaluate(f, eye)).sum()
+
+
+def exact_grad(logits: torch.Tensor, f: Objective) -> torch.Tensor:
+    """The exact gradient of ``E_{z ~ Cat(softmax(logits))}[f(z)]`` in ``logits`` (shape ``[K]``), by enumeration.
+
+    It is ``p * (f - p . f)`` with ``p = softmax(logits)`` and ``f`` the K values ``f(e_k)``.
+    """
+    _check_vector_logits(logits)
+    eye = torch.eye(logits.shape[0], dtype=logits.dtype, device=logits.device)
+    with torch.no_grad():
+        values = _evaluate(f, eye).to(logits.dtype)
+        p = torch.softmax(logits, dim=-1)
+        return p * (values - (p * values).sum())
+
+
+# --------------------------------------------------------------------------------------------- estimates
+
+
+def _sampler(name: str, tau: float, mc_samples: int, generator: torch.Generator | None) -> Callable:
+    if name == "gumbel_softmax":
+        return lambda t: gumbel_softmax(t, tau, hard=False, generator=generator)
+    if name == "st_gumbel_softmax":
+        return lambda t: gumbel_softmax(t, tau, hard=True, generator=generator)
+    if name == "straight_through":
+        return lambda t: straight_through_softmax(t, generator=generator)
+    if name == "reinmax":
+        return lambda t: reinmax(t, tau, generator=generator)
+    return lambda t: gumbel_rao(t, tau, mc_samples, generator=generator)
+
+
+def sample_grads(
+    name: str,
+    logits: torch.Tensor,
+    f: Objective,
+    n_samples: int,
+    repeats: int = 1,
+    *,
+    tau: float = 1.0,
+    mc_samples: int = 10,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Single-sample gradient estimates, shape ``[repeats, n_samples, K]``; their mean over axis 1 is one
+    ``n_samples``-sample estimate. ``reinforce_baseline`` uses the other ``n_samples - 1`` as its baseline.
+    """
+    _check_name(name)
+    _check_vector_logits(logits)
+    _check_positive_int(n_samples, "n_samples", 2 if name == "reinforce_baseline" else 1)
+    _check_positive_int(repeats, "repeats")
+    _check_positive_int(mc_samples, "mc_samples")
+    tau = check_tau(tau)
+    k = logits.shape[0]
+    rows = repeats * n_samples
+    theta = logits.detach().expand(rows, k)
+    if name in ("reinforce", "reinforce_baseline"):
+        z = torch.zeros_like(theta).scatter_(-1, gumbel_max(theta, generator=generator).unsqueeze(-1), 1.0)
+        with torch.no_grad():
+            values = _evaluate(f, z).to(logits.dtype).reshape(repeats, n_samples, 1)
+        if name == "reinforce_baseline":
+            values = values - (values.sum(dim=1, keepdim=True) - values) / (n_samples - 1)
+        score = z - torch.softmax(logits.detach(), dim=-1)  # grad of log p(z)
+        return values * score.reshape(repeats, n_samples, k)
+    theta = theta.clone().requires_grad_(True)
+    y = _sampler(name, tau, mc_samples, generator)(theta)
+    (grads,) = torch.autograd.grad(_evaluate(f, y).sum(), theta)
+    return grads.reshape(repeats, n_samples, k)
+
+
+def estimate_grad(
+    name: str,
+    logits: torch.Tensor,
+    f: Objective,
+    n_samples: int,
+    *,
+    tau: float = 1.0,
+    generator: torch.Generator | None = None,
+    mc_samples: int = 10,
+) -> torch.Tensor:
+    """The average of ``n_samples`` single-sample estimates of :func:`exact_grad` by estimator ``name``.
+
+    Names: reinforce, reinforce_baseline (leave-one-out baseline, needs n_samples >= 2), gumbel_softmax
+    (gradient of the relaxed objective), st_gumbel_softmax, straight_through, reinmax, gumbel_rao.
+    """
+    grads = sample_grads(name, logits, f, n_samples, tau=tau, mc_samples=mc_samples, generator=generator)
+    return grads.mean(dim=(0, 1))
+
+
+# --------------------------------------------------------------------------------------------- toy objectives
+
+
+def linear_objective(c: torch.Tensor) -> Objective:
+    """``f(z) = c . z``: the discrete objective is linear, so its value at category k is ``c_k``."""
+    if not isinstance(c, torch.Tensor) or c.dim() != 1 or not c.is_floating_point():
+        raise TypeError(f"c must be a 1-d floating-point tensor, got {c!r}")
+
+    def f(z: torch.Tensor) -> torch.Tensor:
+        return z @ c.to(z)
+
+    return f
+
+
+def quadratic_objective(c: torch.Tensor) -> Objective:
+    """``f(z) = ||z - c||^2``: on one-hot vectors it equals ``||c||^2 + 1 - 2 c_k``, but its slope varies."""
+    if not isinstance(c, torch.Tensor) or c.dim() != 1 or not c.is_floating_point():
+        raise TypeError(f"c must be a 1-d floating-point tensor, got {c!r}")
+
+    def f(z: torch.Tensor) -> torch.Tensor:
+        return ((z - c.to(z)) ** 2).sum(dim=-1)
+
+    return f
+
+
+def target_objective(target: int, num_categories: int) -> Objective:
+    """ "Pick the target": ``f(z) = ||z - e_target||_4^4``, 0 for the target category and 2 for any other."""
+    _check_positive_int(num_categories, "num_categories", 2)
+    if isinstance(target, bool) or not isinstance(target, int):
+        raise TypeError(f"target must be an int, got {target!r}")
+    if not 0 <= target < num_categories:
+        raise ValueError(f"target={target} must be in [0, {num_categories - 1}]")
+
+    def f(z: torch.Tensor) -> torch.Tensor:
+        if z.shape[-1] != num_categories:
+            raise ValueError(f"z has {z.shape[-1]} categories, the objective expects {num_categories}")
+        e = torch.zeros(num_categories, dtype=z.dtype, device=z.device)
+        e[target] = 1.0
+        return ((z - e) ** 4).sum(dim=-1)
+
+    return f
+
+
+@dataclass(frozen=True)
+class ToyProblem:
+    """A toy objective ``f`` and the logits at which the lab measures gradients."""
+
+    name: str
+    title: str
+    logits: torch.Tensor
+    f: Objective = field(repr=False)
+
+
+def toy_problems(device: torch.device | str | None = None) -> dict[str, ToyProblem]:
+    """The lab's four problems: linear, quadratic and pick-the-target with K = 8, and pick-the-target with K = 100."""
+    device = default_device() if device is None else torch.device(device)
+    gen = torch.Generator().manual_seed(2023)
+    logits8 = torch.randn(8, generator=gen, dtype=torch.float64).to(device)
+    c8 = torch.linspace(-1.0, 1.0, 8, dtype=torch.float64).to(device)
+    logits100 = (0.5 * torch.randn(100, generator=gen, dtype=torch.float64)).to(device)
+    return {
+        "linear": ToyProblem("linear", "linear, K = 8", logits8, linear_objective(c8)),
+        "quadratic": ToyProblem("quadratic", "quadratic, K = 8", logits8, quadratic_objective(c8)),
+        "target": ToyProblem("target", "pick the target, K = 8", logits8, target_objective(3, 8)),
+        "target100": ToyProblem("target100", "pick the target, K = 100", logits100, target_objective(17, 100)),
+    }
+
+
+# --------------------------------------------------------------------------------------------- the lab
+
+
+@dataclass
+class LabResult:
+    """Measurements of :func:`run_lab`, as float64 CPU tensors indexed ``[problem][estimator]``.
+
+    ``bias[p][e]`` has shape ``[T]`` (relative bias ``||E g_hat - g|| / ||g||``); ``std`` and ``cosine``
+    have shape ``[T, N]``: relative standard deviation ``sqrt(E||g_hat - E g_hat||^2) / ||g||`` and mean
+    cosine similarity to ``g`` of the n-sample estimate, for each ``tau`` in ``taus`` and ``n`` in ``ns``.
+    """
+
+    taus: list[float]
+    ns: list[int]
+    repeats: int
+    titles: dict[str, str]
+    bias: dict[str, dict[str, torch.Tensor]]
+    std: dict[str, dict[str, torch.Tensor]]
+    cosine: dict[str, dict[str, torch.Tensor]]
+
+
+def _measure(
+    name: str, problem: ToyProblem, tau: float, ns: Sequence[int], repeats: int, mc_samples: int, gen: torch.Generator
+) -> tuple[float, list[float], list[float]]:
+    g = exact_grad(problem.logits, problem.f)
+    norm = g.norm()
+    if name == "reinforce_baseline":  # the baseline depends on the group size: one batch per n
+        per_n = [
+            sample_grads(name, problem.logits, problem.f, n, repeats, tau=tau, mc_samples=mc_samples, generator=gen)
+            for n in ns
+        ]
+        bias_from = per_n[-1]
+    else:
+        batch = sample_grads(
+            name, problem.logits, problem.f, max(ns), repeats, tau=tau, mc_samples=mc_samples, generator=gen
+        )
+        per_n = [batch[:, :n] for n in ns]
+        bias_from = batch
+    bias = float((bias_from.mean(dim=(0, 1)) - g).norm() / norm)
+    stds, cosines = [], []
+    for grads in per_n:
+        est = grads.mean(dim=1)  # [repeats, K]
+        stds.append(float((est - est.mean(dim=0)).pow(2).sum(dim=1).mean().sqrt() / norm))
+        cosines.append(float(torch.nn.functional.cosine_similarity(est, g.unsqueeze(0), dim=1).mean()))
+    return bias, stds, cosines
+
+
+def run_lab(
+    problems: dict[str, ToyProblem] | None = None,
+    taus: Sequence[float] = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0),
+    ns: Sequence[int] = (2, 4, 8, 16, 32, 64),
+    repeats: int = 100,
+    *,
+    estimators: Sequence[str] = ESTIMATORS,
+    mc_samples: int = 10,
+    seed: int = 0,
+) -> LabResult:
+    """Measure every estimator on every problem for each ``tau`` and sample count ``n`` (``repeats`` times each).
+
+    Temperature-free estimators are measured once and repeated along the ``tau`` axis.
+    """
+    problems = toy_problems() if problems is None else problems
+    taus = [check_tau(t) for t in taus]
+    if not taus:
+        raise ValueError("taus must not be empty")
+    if not ns or any(isinstance(n, bool) or not isinstance(n, int) or n < 2 for n in ns) or list(ns) != sorted(ns):
+        raise ValueError(f"ns must be a non-empty increasing sequence of ints >= 2, got {ns!r}")
+    _check_positive_int(repeats, "repeats", 2)
+    for name in estimators:
+        _check_name(name)
+    bias: dict[str, dict[str, torch.Tensor]] = {}
+    std: dict[str, dict[str, torch.Tensor]] = {}
+    cosine: dict[str, dict[str, torch.Tensor]] = {}
+    for pname, problem in problems.items():
+        gen = torch.Generator(device=problem.logits.device).manual_seed(seed)
+        bias[pname], std[pname], cosine[pname] = {}, {}, {}
+        for name in estimators:
+            rows = []
+            for i, tau in enumerate(taus):
+                if name in TAU_FREE and i > 0:
+                    rows.append(rows[0])
+                else:
+                    rows.append(_measure(name, problem, tau, ns, repeats, mc_samples, gen))
+            bias[pname][name] = torch.tensor([r[0] for r in rows], dtype=torch.float64)
+            std[pname][name] = torch.tensor([r[1] for r in rows], dtype=torch.float64)
+            cosine[pname][name] = torch.tensor([r[2] for r in rows], dtype=torch.float64)
+    titles = {p: problems[p].title for p in problems}
+    return LabResult(list(taus), list(ns), repeats, titles, bias, std, cosine)
+
+
+def lab_table(lab: LabResult, tau: float, n: int) -> list[dict[str, object]]:
+    """One row per estimator: relative bias, relative std and cosine at temperature ``tau`` and ``n`` samples."""
+    if tau not in lab.taus:
+        raise ValueError(f"tau={tau!r} was not measured; measured taus are {lab.taus}")
+    if n not in lab.ns:
+        raise ValueError(f"n={n!r} was not measured; measured ns are {lab.ns}")
+    i, j = lab.taus.index(tau), lab.ns.index(n)
+    rows = []
+    for name in next(iter(lab.bias.values())):
+        row: dict[str, object] = {"estimator": LABELS[name]}
+        for p in lab.bias:
+            row[(p, "bias")] = float(lab.bias[p][name][i])
+            row[(p, "std")] = float(lab.std[p][name][i, j])
+            row[(p, "cosine")] = float(lab.cosine[p][name][i, j])
+        rows.append(row)
+    return rows
+
+
+# --------------------------------------------------------------------------------------------- the race
+
+
+def optimization_race(
+    problem: ToyProblem,
+    estimators: Sequence[str] = ESTIMATORS,
+    *,
+    steps: int = 200,
+    n_samples: int = 4,
+    tau: float = 1.0,
+    lr: float = 0.1,
+    seeds: int = 4,
+    mc_samples: int = 10,
+    include_exact: bool = True,
+) -> dict[str, torch.Tensor]:
+    """Minimise ``E[f(z)]`` with Adam from ``logits = 0`` using each estimator's gradient.
+
+    Returns, per estimator (and ``"exact"``), the exact objective after each step, shape ``[seeds, steps + 1]``.
+    """
+    _check_positive_int(steps, "steps")
+    _check_positive_int(seeds, "seeds")
+    check_tau(tau)
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a finite positive number, got {lr!r}")
+    names = [_check_name(e) for e in estimators] + (["exact"] if include_exact else [])
+    curves = {}
+    for name in names:
+        runs = torch.empty(seeds, steps + 1, dtype=torch.float64)
+        for s in range(seeds):
+            gen = torch.Generator(device=problem.logits.device).manual_seed(1000 + s)
+            theta = torch.zeros_like(problem.logits, requires_grad=True)
+            opt = torch.optim.Adam([theta], lr=lr)
+            runs[s, 0] = float(expected_value(theta.detach(), problem.f))
+            for t in range(steps):
+                if name == "exact":
+                    grad = exact_grad(theta.detach(), problem.f)
+                else:
+                    grad = estimate_grad(
+                        name, theta.detach(), problem.f, n_samples, tau=tau, generator=gen, mc_samples=mc_samples
+                    )
+                theta.grad = grad
+                opt.step()
+                runs[s, t + 1] = float(expected_value(theta.detach(), problem.f))
+        curves[name] = runs
+    return curves
