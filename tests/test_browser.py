@@ -122,9 +122,7 @@ def _move_slider(page, fig, index: int) -> None:
 
 
 def test_the_book_is_built():
-    assert (HTML_DIR / "index.html").exists(), (
-        NOT_BUILT
-    )
+    assert (HTML_DIR / "index.html").exists(), NOT_BUILT
     assert (HTML_DIR / "_static" / "plotly.min.js").stat().st_size > 1_000_000
     assert (HTML_DIR / "_static" / "mathjax" / "tex-chtml.js").exists()
 
@@ -137,6 +135,12 @@ def test_page_works_offline(offline_page, server, page_path):
     figures = _wait_for_figures(page)
     page.wait_for_function("() => !window.MathJax || !MathJax.startup || MathJax.startup.promise", timeout=30_000)
     page.evaluate("() => window.MathJax && MathJax.startup ? MathJax.startup.promise : null")
+
+    dead_widgets = page.evaluate(
+        "() => document.querySelectorAll('.jupyter-widgets, .widget-area, .jupyter-widget').length"
+        " + [...document.scripts].filter(s => /widget-(state|view)/.test(s.type)).length"
+    )
+    assert dead_widgets == 0, f"{page_path}: ipywidgets output in the static page would be dead controls"
 
     plotly_scripts = page.evaluate("() => [...document.scripts].filter(s => /plotly/.test(s.src)).length")
     assert plotly_scripts == 1, f"{page_path}: plotly.js should be loaded exactly once, found {plotly_scripts}"

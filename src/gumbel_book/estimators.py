@@ -17,7 +17,7 @@ import torch
 from .device import default_device
 from .sampling import gumbel_max, gumbel_softmax
 from .straight_through import gumbel_rao, reinmax, straight_through_softmax
-from .validation import check_logits, check_tau
+from .validation import check_logits, check_tau, validate_args
 
 Objective = Callable[[torch.Tensor], torch.Tensor]
 
@@ -141,21 +141,33 @@ def sample_grads(
     _check_positive_int(repeats, "repeats")
     _check_positive_int(mc_samples, "mc_samples")
     tau = check_tau(tau)
-    k = logits.shape[0]
-    rows = repeats * n_samples
-    theta = logits.detach().expand(rows, k)
+    return _batched_grads(name, logits.detach().expand(repeats, -1), f, n_samples, tau, mc_samples, generator)
+
+
+def _batched_grads(
+    name: str,
+    logits: torch.Tensor,
+    f: Objective,
+    n_samples: int,
+    tau: float,
+    mc_samples: int,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """Single-sample estimates ``[B, n_samples, K]`` for a batch of (checked) logits ``[B, K]``, row b at logits[b]."""
+    b, k = logits.shape
+    theta = logits.detach().unsqueeze(1).expand(b, n_samples, k).reshape(b * n_samples, k)
     if name in ("reinforce", "reinforce_baseline"):
         z = torch.zeros_like(theta).scatter_(-1, gumbel_max(theta, generator=generator).unsqueeze(-1), 1.0)
         with torch.no_grad():
-            values = _evaluate(f, z).to(logits.dtype).reshape(repeats, n_samples, 1)
+            values = _evaluate(f, z).to(logits.dtype).reshape(b, n_samples, 1)
         if name == "reinforce_baseline":
             values = values - (values.sum(dim=1, keepdim=True) - values) / (n_samples - 1)
-        score = z - torch.softmax(logits.detach(), dim=-1)  # grad of log p(z)
-        return values * score.reshape(repeats, n_samples, k)
+        score = z - torch.softmax(theta, dim=-1)  # grad of log p(z)
+        return values * score.reshape(b, n_samples, k)
     theta = theta.clone().requires_grad_(True)
     y = _sampler(name, tau, mc_samples, generator)(theta)
     (grads,) = torch.autograd.grad(_evaluate(f, y).sum(), theta)
-    return grads.reshape(repeats, n_samples, k)
+    return grads.reshape(b, n_samples, k)
 
 
 def estimate_grad(
@@ -252,9 +264,11 @@ def toy_problems(device: torch.device | str | None = None) -> dict[str, ToyProbl
 class LabResult:
     """Measurements of :func:`run_lab`, as float64 CPU tensors indexed ``[problem][estimator]``.
 
-    ``bias[p][e]`` has shape ``[T]`` (relative bias ``||E g_hat - g|| / ||g||``); ``std`` and ``cosine``
-    have shape ``[T, N]``: relative standard deviation ``sqrt(E||g_hat - E g_hat||^2) / ||g||`` and mean
-    cosine similarity to ``g`` of the n-sample estimate, for each ``tau`` in ``taus`` and ``n`` in ``ns``.
+    ``bias[p][e]`` has shape ``[T]``: the relative bias ``||E g_hat - g|| / ||g||`` estimated from all
+    ``repeats * max(ns)`` single-sample estimates, and ``bias_se`` its Monte Carlo noise level (the relative
+    standard error of that mean; an unbiased estimator shows a bias of about this size). ``std`` and
+    ``cosine`` have shape ``[T, N]``: relative standard deviation ``sqrt(E||g_hat - E g_hat||^2) / ||g||`` and
+    mean cosine similarity to ``g`` of the n-sample estimate, for each ``tau`` in ``taus`` and ``n`` in ``ns``.
     """
 
     taus: list[float]
@@ -262,13 +276,14 @@ class LabResult:
     repeats: int
     titles: dict[str, str]
     bias: dict[str, dict[str, torch.Tensor]]
+    bias_se: dict[str, dict[str, torch.Tensor]]
     std: dict[str, dict[str, torch.Tensor]]
     cosine: dict[str, dict[str, torch.Tensor]]
 
 
 def _measure(
     name: str, problem: ToyProblem, tau: float, ns: Sequence[int], repeats: int, mc_samples: int, gen: torch.Generator
-) -> tuple[float, list[float], list[float]]:
+) -> tuple[float, float, list[float], list[float]]:
     g = exact_grad(problem.logits, problem.f)
     norm = g.norm()
     if name == "reinforce_baseline":  # the baseline depends on the group size: one batch per n
@@ -283,13 +298,15 @@ def _measure(
         )
         per_n = [batch[:, :n] for n in ns]
         bias_from = batch
-    bias = float((bias_from.mean(dim=(0, 1)) - g).norm() / norm)
+    flat = bias_from.reshape(-1, g.shape[0])
+    bias = float((flat.mean(dim=0) - g).norm() / norm)
+    bias_se = float((flat.var(dim=0).sum() / flat.shape[0]).sqrt() / norm)
     stds, cosines = [], []
     for grads in per_n:
         est = grads.mean(dim=1)  # [repeats, K]
         stds.append(float((est - est.mean(dim=0)).pow(2).sum(dim=1).mean().sqrt() / norm))
         cosines.append(float(torch.nn.functional.cosine_similarity(est, g.unsqueeze(0), dim=1).mean()))
-    return bias, stds, cosines
+    return bias, bias_se, stds, cosines
 
 
 def run_lab(
@@ -316,11 +333,12 @@ def run_lab(
     for name in estimators:
         _check_name(name)
     bias: dict[str, dict[str, torch.Tensor]] = {}
+    bias_se: dict[str, dict[str, torch.Tensor]] = {}
     std: dict[str, dict[str, torch.Tensor]] = {}
     cosine: dict[str, dict[str, torch.Tensor]] = {}
     for pname, problem in problems.items():
         gen = torch.Generator(device=problem.logits.device).manual_seed(seed)
-        bias[pname], std[pname], cosine[pname] = {}, {}, {}
+        bias[pname], bias_se[pname], std[pname], cosine[pname] = {}, {}, {}, {}
         for name in estimators:
             rows = []
             for i, tau in enumerate(taus):
@@ -329,10 +347,11 @@ def run_lab(
                 else:
                     rows.append(_measure(name, problem, tau, ns, repeats, mc_samples, gen))
             bias[pname][name] = torch.tensor([r[0] for r in rows], dtype=torch.float64)
-            std[pname][name] = torch.tensor([r[1] for r in rows], dtype=torch.float64)
-            cosine[pname][name] = torch.tensor([r[2] for r in rows], dtype=torch.float64)
+            bias_se[pname][name] = torch.tensor([r[1] for r in rows], dtype=torch.float64)
+            std[pname][name] = torch.tensor([r[2] for r in rows], dtype=torch.float64)
+            cosine[pname][name] = torch.tensor([r[3] for r in rows], dtype=torch.float64)
     titles = {p: problems[p].title for p in problems}
-    return LabResult(list(taus), list(ns), repeats, titles, bias, std, cosine)
+    return LabResult(list(taus), list(ns), repeats, titles, bias, bias_se, std, cosine)
 
 
 def lab_table(lab: LabResult, tau: float, n: int) -> list[dict[str, object]]:
@@ -347,6 +366,7 @@ def lab_table(lab: LabResult, tau: float, n: int) -> list[dict[str, object]]:
         row: dict[str, object] = {"estimator": LABELS[name]}
         for p in lab.bias:
             row[(p, "bias")] = float(lab.bias[p][name][i])
+            row[(p, "bias_se")] = float(lab.bias_se[p][name][i])
             row[(p, "std")] = float(lab.std[p][name][i, j])
             row[(p, "cosine")] = float(lab.cosine[p][name][i, j])
         rows.append(row)
@@ -367,10 +387,12 @@ def optimization_race(
     seeds: int = 4,
     mc_samples: int = 10,
     include_exact: bool = True,
+    seed: int = 0,
 ) -> dict[str, torch.Tensor]:
     """Minimise ``E[f(z)]`` with Adam from ``logits = 0`` using each estimator's gradient.
 
-    Returns, per estimator (and ``"exact"``), the exact objective after each step, shape ``[seeds, steps + 1]``.
+    The ``seeds`` runs go side by side as one batch, with one generator seeded from ``seed``. Returns, per
+    estimator (and ``"exact"``), the exact objective after each step, shape ``[seeds, steps + 1]``.
     """
     _check_positive_int(steps, "steps")
     _check_positive_int(seeds, "seeds")
@@ -378,23 +400,27 @@ def optimization_race(
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a finite positive number, got {lr!r}")
     names = [_check_name(e) for e in estimators] + (["exact"] if include_exact else [])
+    _check_positive_int(n_samples, "n_samples", 2 if "reinforce_baseline" in names else 1)
+    _check_positive_int(mc_samples, "mc_samples")
+    k = problem.logits.shape[0]
+
+    def objective(theta: torch.Tensor) -> torch.Tensor:
+        return torch.stack([expected_value(row, problem.f) for row in theta])
+
     curves = {}
-    for name in names:
-        runs = torch.empty(seeds, steps + 1, dtype=torch.float64)
-        for s in range(seeds):
-            gen = torch.Generator(device=problem.logits.device).manual_seed(1000 + s)
-            theta = torch.zeros_like(problem.logits, requires_grad=True)
-            opt = torch.optim.Adam([theta], lr=lr)
-            runs[s, 0] = float(expected_value(theta.detach(), problem.f))
-            for t in range(steps):
+    for name in names:  # all seeds run side by side: row s of theta is seed s
+        gen = torch.Generator(device=problem.logits.device).manual_seed(1000 + seed)
+        theta = torch.zeros(seeds, k, dtype=problem.logits.dtype, device=problem.logits.device, requires_grad=True)
+        opt = torch.optim.Adam([theta], lr=lr)
+        runs = [objective(theta.detach())]
+        for _ in range(steps):
+            with validate_args(False):
                 if name == "exact":
-                    grad = exact_grad(theta.detach(), problem.f)
+                    grad = torch.stack([exact_grad(row, problem.f) for row in theta.detach()])
                 else:
-                    grad = estimate_grad(
-                        name, theta.detach(), problem.f, n_samples, tau=tau, generator=gen, mc_samples=mc_samples
-                    )
-                theta.grad = grad
-                opt.step()
-                runs[s, t + 1] = float(expected_value(theta.detach(), problem.f))
-        curves[name] = runs
+                    grad = _batched_grads(name, theta.detach(), problem.f, n_samples, tau, mc_samples, gen).mean(1)
+            theta.grad = grad
+            opt.step()
+            runs.append(objective(theta.detach()))
+        curves[name] = torch.stack(runs, dim=1).to(device="cpu", dtype=torch.float64)
     return curves

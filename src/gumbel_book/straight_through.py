@@ -19,12 +19,31 @@ import torch
 from .sampling import _tau_for, compute_dtype, gumbel_from_exponential, gumbel_max
 from .validation import check_logits, check_tau
 
-__all__ = ["conditional_gumbel", "gumbel_rao", "reinmax", "straight_through_softmax"]
+__all__ = [
+    "conditional_gumbel",
+    "gumbel_rao",
+    "reinmax",
+    "reinmax_given",
+    "straight_through_given",
+    "straight_through_softmax",
+]
 
 
 def _one_hot(index: torch.Tensor, like: torch.Tensor, dim: int) -> torch.Tensor:
     """A one-hot tensor shaped like ``like`` with a 1 at ``index`` (``index`` has ``dim`` removed)."""
     return torch.zeros_like(like).scatter_(dim, index.unsqueeze(dim), 1.0)
+
+
+def _check_index(index: torch.Tensor, logits: torch.Tensor, dim: int) -> None:
+    """``index`` must be int64 with ``logits``' shape minus ``dim`` and values in ``[0, K)``."""
+    if not isinstance(index, torch.Tensor) or index.dtype != torch.int64:
+        raise TypeError(f"index must be an int64 tensor, got {getattr(index, 'dtype', type(index).__name__)}")
+    expected = logits.shape[:dim] + logits.shape[dim + 1 :]
+    if index.shape != expected:
+        raise ValueError(f"index of shape {tuple(index.shape)} does not match logits without dim: {tuple(expected)}")
+    k = logits.shape[dim]
+    if index.numel() and (int(index.min()) < 0 or int(index.max()) >= k):
+        raise ValueError(f"index values must lie in [0, {k - 1}], got min {int(index.min())}, max {int(index.max())}")
 
 
 def _straight_through(y_hard: torch.Tensor, surrogate: torch.Tensor, out_dtype: torch.dtype) -> torch.Tensor:
@@ -52,10 +71,19 @@ def straight_through_softmax(
     the backward pass. The sample is a Gumbel-max draw, so a ``generator`` makes it reproducible.
     """
     dim = check_logits(logits, dim)
+    index = gumbel_max(logits, dim=dim, generator=generator)
+    return straight_through_given(logits, index, dim)
+
+
+def straight_through_given(logits: torch.Tensor, index: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Plain ST for a given sampled category ``index`` (int64, ``logits``' shape without ``dim``).
+
+    Given the sample, plain ST is deterministic, so averaging this over ``index`` gives its exact mean.
+    """
+    dim = check_logits(logits, dim)
+    _check_index(index, logits, dim)
     compute = compute_dtype(logits.dtype)
-    lg = logits.to(compute)
-    index = gumbel_max(lg, dim=dim, generator=generator)
-    probs = torch.softmax(lg, dim=dim)
+    probs = torch.softmax(logits.to(compute), dim=dim)
     return _straight_through(_one_hot(index, probs, dim), probs, logits.dtype)
 
 
@@ -68,11 +96,24 @@ def reinmax(
     backward pass is ``2 * J(pi1) - J(pi0) / 2``, where ``J(q) = diag(q) - q q^T`` is the softmax Jacobian
     at ``q``. The paper recommends ``tau >= 1``. The forward sample does not depend on ``tau``.
     """
+    dim = check_logits(logits, dim)
+    check_tau(tau)
+    index = gumbel_max(logits, dim=dim, generator=generator)
+    return reinmax_given(logits, index, tau, dim)
+
+
+def reinmax_given(
+    logits: torch.Tensor, index: torch.Tensor, tau: float | torch.Tensor = 1.0, dim: int = -1
+) -> torch.Tensor:
+    """ReinMax for a given sampled category ``index`` (int64, ``logits``' shape without ``dim``).
+
+    Given the sample, ReinMax is deterministic, so averaging this over ``index`` gives its exact mean.
+    """
     tau = check_tau(tau)
     dim = check_logits(logits, dim)
+    _check_index(index, logits, dim)
     compute = compute_dtype(logits.dtype)
     lg = logits.to(compute)
-    index = gumbel_max(lg, dim=dim, generator=generator)
     pi0 = torch.softmax(lg, dim=dim)
     y_hard = _one_hot(index, pi0, dim)
     shifted = lg - lg.amax(dim=dim, keepdim=True).detach()
@@ -102,11 +143,7 @@ def conditional_gumbel(
         raise TypeError(f"mc_samples must be an int, got {mc_samples!r}")
     if mc_samples < 1:
         raise ValueError(f"mc_samples must be >= 1, got {mc_samples}")
-    if not isinstance(index, torch.Tensor) or index.dtype != torch.int64:
-        raise TypeError(f"index must be an int64 tensor, got {getattr(index, 'dtype', type(index).__name__)}")
-    expected = logits.shape[:dim] + logits.shape[dim + 1 :]
-    if index.shape != expected:
-        raise ValueError(f"index of shape {tuple(index.shape)} does not match logits without dim: {tuple(expected)}")
+    _check_index(index, logits, dim)
     compute = compute_dtype(logits.dtype)
     with torch.no_grad():
         lg = logits.to(compute)

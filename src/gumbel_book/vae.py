@@ -126,6 +126,7 @@ class VAEConfig:
         return anneal_tau(step, tau0=self.tau0, rate=self.anneal_rate, tau_min=self.tau_min, every=self.anneal_every)
 
     def to_dict(self) -> dict[str, Any]:
+        """The config as plain JSON-ready values (saved in checkpoints and metrics.json)."""
         d = dataclasses.asdict(self)
         d["latent"] = list(self.latent)
         return d
@@ -167,6 +168,7 @@ class CategoricalVAE(nn.Module):
         return torch.log_softmax(self.prior_logits, dim=-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Same as :meth:`encode`: the posterior logits."""
         return self.encode(x)
 
 
@@ -192,7 +194,8 @@ def _check_binary(x: torch.Tensor) -> None:
 def bernoulli_log_likelihood(pixel_logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """``log p(x | z)`` summed over pixels for binary ``x`` (0/1), shape ``pixel_logits.shape[:-1]``."""
     _check_binary(x)
-    return -F.binary_cross_entropy_with_logits(pixel_logits, x.expand_as(pixel_logits), reduction="none").sum(-1)
+    pixel_logits, x = torch.broadcast_tensors(pixel_logits, x)
+    return -F.binary_cross_entropy_with_logits(pixel_logits, x, reduction="none").sum(-1)
 
 
 def sample_latent(
@@ -284,6 +287,11 @@ def evaluate(
     seed: int = EVAL_SEED,
 ) -> float:
     """Mean over ``x_bin`` of ``-ELBO`` (``samples=1``) or of the negative m-sample IW bound, in nats."""
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise ValueError(f"samples must be an int >= 1, got {samples!r}")
+    if not isinstance(x_bin, torch.Tensor) or len(x_bin) == 0:
+        raise ValueError(f"x_bin must be a non-empty tensor of binarized images, got {type(x_bin).__name__}")
+    _check_binary(x_bin)
     device = next(model.parameters()).device
     if batch_size is None:
         budget = 200_000 if device.type == "cuda" else 20_000  # images x samples per batch
@@ -389,7 +397,8 @@ def train_vae(
         out.mkdir(parents=True, exist_ok=True)
         ckpt_path = out / CHECKPOINT
         if ckpt_path.exists():
-            ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+            # On the CPU: generator states must stay CPU ByteTensors; the model and Adam copy to their device.
+            ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
             saved = dict(ckpt["config"])
             mine = config.to_dict()
             diff = sorted(k for k in mine if k != "epochs" and saved.get(k) != mine[k])
@@ -401,7 +410,7 @@ def train_vae(
             model.load_state_dict(ckpt["model"])
             optimizer.load_state_dict(ckpt["optimizer"])
             shuffle_gen.set_state(ckpt["shuffle_gen"])
-            noise_gen.set_state(ckpt["noise_gen"].to(noise_gen.get_state().device))
+            noise_gen.set_state(ckpt["noise_gen"])
             baseline, step, start_epoch, history = ckpt["baseline"], ckpt["step"], ckpt["epoch"], ckpt["history"]
 
     x_train = train_images.to(device)

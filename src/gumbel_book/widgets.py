@@ -115,7 +115,7 @@ class TemperatureApp:
         )
 
     def redraw(self) -> float:
-        """Recompute the samples and the density for the current settings, update the figure in place; return seconds."""
+        """Recompute samples and density for the current settings, update the figure in place; return seconds."""
         start = time.perf_counter()
         updates = simplex_trace_updates(self._view())
         with self.figure.batch_update():

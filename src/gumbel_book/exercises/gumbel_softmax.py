@@ -53,7 +53,9 @@ def check_relaxed_sampler(sampler: Callable[[torch.Tensor, float, torch.Generato
     pi = torch.softmax(torch.tensor(CHECK_LOGITS, dtype=torch.float64), -1)
     freq = torch.nn.functional.one_hot(cold.argmax(-1), 3).double().mean(0)
     z = ((freq - pi) / (pi * (1 - pi) / n).sqrt()).abs()
-    assert bool((z < Z_LIMIT).all()), f"as tau -> 0 the argmax frequencies {freq.tolist()} should match pi {pi.tolist()}"
+    assert bool((z < Z_LIMIT).all()), (
+        f"as tau -> 0 the argmax frequencies {freq.tolist()} should match pi {pi.tolist()}"
+    )
     leaf = torch.tensor(CHECK_LOGITS, requires_grad=True)
     out = _call(sampler, leaf.expand(8, -1), 0.5, torch.Generator().manual_seed(0))
     assert out.requires_grad, "no gradient reaches the logits: build the sample from logits with torch ops"

@@ -22,6 +22,7 @@ TRADEOFF_TAUS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 PAPER_RATES = (1e-5, 1e-4)
 PAPER_EVERY = (500, 1000)
 LOG_DENSITY_RANGE = 10.0  # the heat map shows log densities within this many nats of the maximum
+TAU_TICKS = [0.1, 0.3, 1, 3, 10]
 UPDATED_TRACES = [0, 1, 2, 3]  # heat map, samples, pi, E[y]; trace 4 (the triangle) never changes
 
 
@@ -154,8 +155,8 @@ def tradeoff_figure(data: dict) -> go.Figure:
             row=1,
             col=col,
         )
-        fig.update_xaxes(type="log", title_text="τ", row=1, col=col)
-        fig.update_yaxes(type=scale, row=1, col=col)
+        fig.update_xaxes(type="log", title_text="τ", tickvals=TAU_TICKS, tickangle=0, row=1, col=col)
+        fig.update_yaxes(type=scale, exponentformat="power", row=1, col=col)
     fig.update_layout(**base_layout(None, height=380, margin={"l": 50, "r": 20, "t": 50, "b": 50}))
     return fig
 
@@ -163,6 +164,7 @@ def tradeoff_figure(data: dict) -> go.Figure:
 def bias_variance_figure(data: dict) -> go.Figure:
     """The bias of E[y] against the gradient variance, one point per tau: the price of each temperature."""
     taus = np.asarray(data["taus"])
+    var = np.asarray(data["grad_var"], dtype=np.float64)
     fig = go.Figure(
         go.Scatter(
             x=np.asarray(data["grad_var"]).tolist(),
@@ -177,10 +179,24 @@ def bias_variance_figure(data: dict) -> go.Figure:
     )
     fig.update_layout(
         **base_layout("Bias against variance, one point per temperature", height=420),
-        xaxis={"type": "log", "title": "variance of the gradient (log scale)"},
-        yaxis={"type": "log", "title": "bias: TV(E[y], π) (log scale)"},
+        xaxis={
+            "type": "log",
+            "title": "variance of the gradient (log scale)",
+            "exponentformat": "power",
+            # room for the tau labels on the right of the last point
+            "range": [float(np.log10(var.min())) - 0.3, float(np.log10(var.max())) + 0.6],
+        },
+        yaxis={"type": "log", "title": "bias: TV(E[y], π) (log scale)", "exponentformat": "power"},
     )
     return fig
+
+
+def _short(x: float) -> str:
+    """Small numbers in short scientific notation for slider labels: 1e-05 -> 1e-5, 0.0001 -> 1e-4."""
+    if not 0 < abs(x) < 1e-2:
+        return f"{x:g}"
+    mantissa, exponent = f"{x:e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
 
 
 def annealing_figure(
@@ -216,12 +232,16 @@ def annealing_figure(
         steps.append(
             {
                 "method": "restyle",
-                "label": f"r={r:g}, N={n}",
+                "label": f"r={_short(r)}, N={n}",
                 "args": [{"x": [a["x"], b["x"]], "y": [a["y"], b["y"]]}, [0, 1]],
             }
         )
     fig.update_layout(
-        **base_layout("τ = max(0.5, exp(−r·t)), updated every N steps", height=440),
+        **base_layout(
+            "τ = max(0.5, exp(−r·t)), updated every N steps",
+            height=440,
+            margin={"l": 60, "r": 60, "t": 60, "b": 50},
+        ),
         xaxis={"title": "training step", "range": [0, total_steps]},
         yaxis={"title": "temperature τ", "range": [0.4, 1.05]},
         legend={"orientation": "h", "y": 1.1, "x": 0},

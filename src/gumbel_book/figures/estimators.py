@@ -1,0 +1,254 @@
+"""Figures and the table of the straight-through chapter's estimator lab.
+
+The data come from :mod:`gumbel_book.estimators` (``run_lab``, ``lab_table``, ``optimization_race``),
+which the tests check; the functions here only draw them.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+
+from ..estimators import ESTIMATORS, LABELS, LabResult
+from ..plotting import COLORS, base_layout, slider
+
+BIAS_FLOOR = 1e-3
+"""Relative biases below this are drawn at this value (a log axis cannot show 0)."""
+
+
+def _color(name: str) -> str:
+    return COLORS[ESTIMATORS.index(name) % len(COLORS)] if name in ESTIMATORS else "#000000"
+
+
+def _grid(lab: LabResult, height: int, title: str) -> tuple[go.Figure, list[tuple[str, int, int]]]:
+    problems = list(lab.bias)
+    cols = 2
+    rows = math.ceil(len(problems) / cols)
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=[lab.titles[p] for p in problems],
+        horizontal_spacing=0.09,
+        vertical_spacing=0.16,
+    )
+    fig.update_layout(**base_layout(title, height=height))
+    return fig, [(p, i // cols + 1, i % cols + 1) for i, p in enumerate(problems)]
+
+
+def bias_figure(lab: LabResult) -> go.Figure:
+    """Relative bias ``||E g_hat - g|| / ||g||`` against tau, one panel per problem, one line per estimator."""
+    fig, cells = _grid(lab, 640, "Relative bias against the temperature")
+    for k, (p, r, c) in enumerate(cells):
+        for name in lab.bias[p]:
+            y = lab.bias[p][name].clamp(min=BIAS_FLOOR).tolist()
+            se = lab.bias_se[p][name].tolist()
+            fig.add_trace(
+                go.Scatter(
+                    x=lab.taus,
+                    y=y,
+                    mode="lines+markers",
+                    name=LABELS[name],
+                    legendgroup=name,
+                    showlegend=k == 0,
+                    line={
+                        "color": _color(name),
+                        "dash": "dot" if name in ("reinforce", "reinforce_baseline") else None,
+                    },
+                    customdata=se,
+                    hovertemplate=LABELS[name]
+                    + "<br>τ = %{x}<br>bias = %{y:.3g} (noise ≈ %{customdata:.2g})<extra></extra>",
+                ),
+                row=r,
+                col=c,
+            )
+        fig.update_xaxes(type="log", title_text="τ" if r == max(x[1] for x in cells) else None, row=r, col=c)
+        fig.update_yaxes(type="log", title_text="relative bias" if c == 1 else None, row=r, col=c)
+    fig.update_layout(legend={"orientation": "h", "y": -0.12, "x": 0})
+    return fig
+
+
+def cosine_figure(lab: LabResult, active_tau: float = 1.0) -> go.Figure:
+    """Mean cosine similarity to the exact gradient against the number of samples, with a slider over tau."""
+    fig, cells = _grid(lab, 760, "Cosine similarity to the exact gradient")
+    active = min(range(len(lab.taus)), key=lambda i: abs(lab.taus[i] - active_tau))
+    order = []
+    for k, (p, r, c) in enumerate(cells):
+        for name in lab.cosine[p]:
+            order.append((p, name))
+            fig.add_trace(
+                go.Scatter(
+                    x=lab.ns,
+                    y=lab.cosine[p][name][active].tolist(),
+                    mode="lines+markers",
+                    name=LABELS[name],
+                    legendgroup=name,
+                    showlegend=k == 0,
+                    line={
+                        "color": _color(name),
+                        "dash": "dot" if name in ("reinforce", "reinforce_baseline") else None,
+                    },
+                    hovertemplate=LABELS[name] + "<br>n = %{x}<br>cosine = %{y:.3f}<extra></extra>",
+                ),
+                row=r,
+                col=c,
+            )
+        fig.update_xaxes(type="log", tickvals=lab.ns, title_text="samples n", row=r, col=c)
+        fig.update_yaxes(range=[-0.2, 1.05], title_text="cosine" if c == 1 else None, row=r, col=c)
+    steps = [
+        {
+            "method": "restyle",
+            "label": f"{tau:g}",
+            "args": [{"y": [lab.cosine[p][name][i].tolist() for p, name in order]}, list(range(len(order)))],
+        }
+        for i, tau in enumerate(lab.taus)
+    ]
+    fig.update_layout(
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.07, "x": 0},
+        margin={"l": 60, "r": 20, "t": 160, "b": 50},
+        title_y=0.99,
+        title_yanchor="top",
+        sliders=[slider(steps, "temperature τ = ", active=active, pad_top=50)],
+    )
+    return fig
+
+
+def race_figure(curves: dict[str, torch.Tensor], optimum: float, title: str = "Optimisation race") -> go.Figure:
+    """Mean (over seeds) excess loss ``E[f(z)] - min f`` against the step, one line per estimator."""
+    fig = go.Figure()
+    for name, runs in curves.items():
+        label = LABELS.get(name, "exact gradient")
+        excess = (runs.mean(dim=0) - optimum).clamp(min=1e-12).tolist()
+        fig.add_trace(
+            go.Scatter(
+                x=list(range(len(excess))),
+                y=excess,
+                mode="lines",
+                name=label,
+                line={"color": _color(name), "dash": "dash" if name == "exact" else None},
+                hovertemplate=label + "<br>step %{x}<br>excess loss %{y:.3g}<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        **base_layout(title, height=460),
+        xaxis={"title": "Adam step"},
+        yaxis={"type": "log", "title": "E[f(z)] − min f (mean over seeds)"},
+    )
+    return fig
+
+
+def lab_table_html(lab: LabResult, rows: list[dict[str, object]], caption: str = "") -> str:
+    """The rows of :func:`gumbel_book.estimators.lab_table` as an HTML table, one block of rows per problem.
+
+    A bias within 3 noise levels of 0 is shown in grey italics: it is consistent with an unbiased estimator.
+    """
+    body = []
+    for p in lab.bias:
+        for i, row in enumerate(rows):
+            bias, se = row[(p, "bias")], row[(p, "bias_se")]
+            style = ' style="color:#888;font-style:italic"' if bias <= 3 * se else ""
+            first = f'<th rowspan="{len(rows)}">{html.escape(lab.titles[p])}</th>' if i == 0 else ""
+            body.append(
+                f"<tr>{first}<td>{html.escape(str(row['estimator']))}</td><td{style}>{bias:.3f}</td>"
+                f"<td>{se:.3f}</td><td>{row[(p, 'std')]:.3f}</td><td>{row[(p, 'cosine')]:.3f}</td></tr>"
+            )
+    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    head = "<tr><th>problem</th><th>estimator</th><th>bias</th><th>noise</th><th>std</th><th>cosine</th></tr>"
+    return (
+        '<div style="overflow-x:auto"><table class="table" style="font-size:0.9em">'
+        + cap
+        + f"<thead>{head}</thead><tbody>"
+        + "".join(body)
+        + "</tbody></table></div>"
+    )
+
+
+def edge_profile(f, num_categories: int, i: int = 0, j: int = 1, points: int = 101) -> dict[str, torch.Tensor]:
+    """``f`` along the simplex edge ``z(u) = (1 - u) e_i + u e_j`` and its slopes there, all float64.
+
+    Returns ``u``, ``values`` (``f(z(u))``), ``secant`` (``f(e_j) - f(e_i)``: what the exact gradient sees) and
+    ``slope_i``/``slope_j`` (``d f(z(u)) / du`` at ``u = 0`` and ``u = 1``: what straight-through sees).
+    """
+    if isinstance(num_categories, bool) or not isinstance(num_categories, int) or num_categories < 2:
+        raise ValueError(f"num_categories must be an int >= 2, got {num_categories!r}")
+    for name, v in (("i", i), ("j", j)):
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < num_categories:
+            raise ValueError(f"{name} must be an int in [0, {num_categories - 1}], got {v!r}")
+    if i == j:
+        raise ValueError(f"i and j must differ, got i = j = {i}")
+    if isinstance(points, bool) or not isinstance(points, int) or points < 2:
+        raise ValueError(f"points must be an int >= 2, got {points!r}")
+    eye = torch.eye(num_categories, dtype=torch.float64)
+    u = torch.linspace(0.0, 1.0, points, dtype=torch.float64)
+    with torch.no_grad():
+        values = f((1 - u).unsqueeze(1) * eye[i] + u.unsqueeze(1) * eye[j])
+    ends = torch.tensor([0.0, 1.0], dtype=torch.float64, requires_grad=True)
+    z = (1 - ends).unsqueeze(1) * eye[i] + ends.unsqueeze(1) * eye[j]
+    (slopes,) = torch.autograd.grad(f(z).sum(), ends)
+    return {
+        "u": u,
+        "values": values,
+        "secant": values[-1] - values[0],
+        "slope_i": slopes[0].detach(),
+        "slope_j": slopes[1].detach(),
+    }
+
+
+def edge_figure(profiles: dict[str, dict[str, torch.Tensor]]) -> go.Figure:
+    """``f`` along one edge of the simplex with the secant (exact gradient) and the end tangents (ST), with a
+    slider over the objectives in ``profiles`` (title -> :func:`edge_profile` output)."""
+    if not profiles:
+        raise ValueError("profiles must not be empty")
+    titles = list(profiles)
+
+    def lines(d: dict[str, torch.Tensor]) -> list[tuple[list[float], list[float]]]:
+        v0, v1 = float(d["values"][0]), float(d["values"][-1])
+        s0, s1 = float(d["slope_i"]), float(d["slope_j"])
+        return [
+            (d["u"].tolist(), d["values"].tolist()),
+            ([0.0, 1.0], [v0, v1]),
+            ([0.0, 0.5], [v0, v0 + 0.5 * s0]),
+            ([0.5, 1.0], [v1 - 0.5 * s1, v1]),
+        ]
+
+    names = [
+        "f along the edge",
+        "secant: what the exact gradient uses",
+        "tangent at u = 0 (ST if z = e_i)",
+        "tangent at u = 1 (ST if z = e_j)",
+    ]
+    styles = [
+        {"color": COLORS[0], "width": 3},
+        {"color": COLORS[1], "dash": "dash"},
+        {"color": COLORS[2]},
+        {"color": COLORS[3]},
+    ]
+    first = lines(profiles[titles[0]])
+    fig = go.Figure(
+        [go.Scatter(x=x, y=y, mode="lines", name=n, line=s) for (x, y), n, s in zip(first, names, styles, strict=True)]
+    )
+    steps = []
+    for t in titles:
+        data = lines(profiles[t])
+        steps.append(
+            {
+                "method": "restyle",
+                "label": t,
+                "args": [{"x": [d[0] for d in data], "y": [d[1] for d in data]}, [0, 1, 2, 3]],
+            }
+        )
+    fig.update_layout(
+        **base_layout(
+            "One edge of the simplex: secant versus tangents",
+            height=520,
+            margin={"l": 60, "r": 20, "t": 130, "b": 50},
+        ),
+        xaxis={"title": "u, where z = (1 − u) e_i + u e_j", "range": [-0.02, 1.02]},
+        yaxis={"title": "f(z)"},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+        sliders=[{**slider(steps, "objective: ", pad_top=70), "x": 0.06, "len": 0.86}],
+    )
+    return fig

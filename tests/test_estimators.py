@@ -1,0 +1,444 @@
+"""Tests for gumbel_book.estimators, the lab's figures (gumbel_book.figures.estimators) and the chapter's exercises.
+
+Statistical tests use fixed seeds. Unless stated otherwise a mean is compared with a per-coordinate z-test at
+Z = 4.5 after a Bonferroni correction over the coordinates: overall alpha < 1e-3 per test.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from gumbel_book.estimators import (
+    ESTIMATORS,
+    LABELS,
+    TAU_FREE,
+    estimate_grad,
+    exact_grad,
+    expected_value,
+    lab_table,
+    linear_objective,
+    optimization_race,
+    quadratic_objective,
+    run_lab,
+    sample_grads,
+    target_objective,
+    toy_problems,
+)
+from gumbel_book.exercises.straight_through import check_straight_through_layer, exact_mean
+from gumbel_book.figures.estimators import (
+    BIAS_FLOOR,
+    bias_figure,
+    cosine_figure,
+    edge_figure,
+    edge_profile,
+    lab_table_html,
+    race_figure,
+)
+from gumbel_book.straight_through import straight_through_softmax
+
+Z = 4.5
+PROBLEMS = toy_problems("cpu")
+
+
+def mean_z(grads: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-coordinate z-scores of the mean of the rows of ``grads`` against ``target``."""
+    se = (grads.var(0) / grads.shape[0]).sqrt().clamp(min=1e-15)
+    return (grads.mean(0) - target).abs() / se
+
+
+# ------------------------------------------------------------------------------------------ exact gradient
+
+
+@pytest.mark.parametrize("name", list(PROBLEMS))
+def test_exact_grad_matches_autograd_of_expected_value(name):
+    p = PROBLEMS[name]
+    lg = p.logits.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(expected_value(lg, p.f), lg)
+    assert torch.allclose(exact_grad(p.logits, p.f), g, atol=1e-14)
+
+
+def test_exact_grad_by_finite_differences():
+    p = PROBLEMS["target"]
+    h = 1e-6
+    fd = torch.stack(
+        [
+            (expected_value(p.logits + h * e, p.f) - expected_value(p.logits - h * e, p.f)) / (2 * h)
+            for e in torch.eye(8, dtype=torch.float64)
+        ]
+    )
+    assert torch.allclose(exact_grad(p.logits, p.f), fd, atol=1e-8)
+
+
+def test_toy_objectives_on_one_hot_vectors():
+    eye = torch.eye(8, dtype=torch.float64)
+    c = torch.linspace(-1, 1, 8, dtype=torch.float64)
+    assert torch.allclose(linear_objective(c)(eye), c)
+    assert torch.allclose(quadratic_objective(c)(eye), (c**2).sum() + 1 - 2 * c)
+    expected = torch.full((8,), 2.0, dtype=torch.float64)
+    expected[3] = 0.0
+    assert torch.equal(target_objective(3, 8)(eye), expected)
+    assert PROBLEMS["target100"].logits.shape == (100,)
+
+
+# ------------------------------------------------------------------------------------------ estimators
+
+
+@pytest.mark.parametrize("name", ESTIMATORS)
+def test_estimate_grad_shape_dtype_and_reproducible(name):
+    p = PROBLEMS["quadratic"]
+    a = estimate_grad(name, p.logits, p.f, 8, tau=0.7, generator=torch.Generator().manual_seed(5))
+    b = estimate_grad(name, p.logits, p.f, 8, tau=0.7, generator=torch.Generator().manual_seed(5))
+    assert a.shape == p.logits.shape and a.dtype == torch.float64
+    assert torch.equal(a, b)
+    assert bool(torch.isfinite(a).all())
+
+
+@pytest.mark.parametrize("estimator", ["reinforce", "reinforce_baseline"])
+@pytest.mark.parametrize("problem", list(PROBLEMS))
+def test_reinforce_is_unbiased(estimator, problem):
+    """Mean of 50,000 single-sample estimates vs exact_grad: z-test per coordinate at Z = 4.5 (K <= 100
+    coordinates, Bonferroni: alpha < 1e-3)."""
+    p = PROBLEMS[problem]
+    grads = sample_grads(estimator, p.logits, p.f, 10, 5_000, generator=torch.Generator().manual_seed(21))
+    z = mean_z(grads.reshape(-1, p.logits.shape[0]), exact_grad(p.logits, p.f))
+    assert bool((z < Z).all()), z.max()
+
+
+def test_plain_st_exact_and_noiseless_for_linear_f():
+    p = PROBLEMS["linear"]
+    est = estimate_grad("straight_through", p.logits, p.f, 3, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(est, exact_grad(p.logits, p.f), atol=1e-14)
+
+
+@pytest.mark.parametrize("problem", ["linear", "quadratic"])
+def test_reinmax_at_tau_one_is_exact_in_expectation_for_quadratic_f(problem):
+    p = PROBLEMS[problem]
+    g = exact_grad(p.logits, p.f)
+    assert torch.allclose(exact_mean("reinmax", p.logits, p.f, 1.0), g, atol=1e-13)
+    assert (exact_mean("reinmax", p.logits, p.f, 2.0) - g).norm() > 0.1 * g.norm()
+
+
+def test_plain_st_biased_for_quadratic_f():
+    p = PROBLEMS["quadratic"]
+    g = exact_grad(p.logits, p.f)
+    assert (exact_mean("straight_through", p.logits, p.f) - g).norm() > 0.05 * g.norm()
+
+
+@pytest.mark.parametrize("name", ["straight_through", "reinmax"])
+def test_exact_mean_matches_monte_carlo(name):
+    p = PROBLEMS["target"]
+    grads = sample_grads(name, p.logits, p.f, 20_000, tau=1.5, generator=torch.Generator().manual_seed(2))[0]
+    assert bool((mean_z(grads, exact_mean(name, p.logits, p.f, 1.5)) < Z).all())
+
+
+@pytest.mark.parametrize("name", ["st_gumbel_softmax", "gumbel_softmax"])
+def test_gumbel_softmax_estimators_are_biased_on_linear_f(name):
+    p = PROBLEMS["linear"]
+    grads = sample_grads(name, p.logits, p.f, 20_000, tau=1.0, generator=torch.Generator().manual_seed(3))[0]
+    assert float(mean_z(grads, exact_grad(p.logits, p.f)).max()) > 10
+
+
+@pytest.mark.parametrize("tau", [0.3, 1.0, 2.0])
+@pytest.mark.parametrize("problem", ["quadratic", "target"])
+def test_gumbel_rao_has_the_mean_of_st_gumbel_softmax(tau, problem):
+    """Rao-Blackwellisation keeps the mean: two-sample z-test per coordinate at Z = 4.5."""
+    p = PROBLEMS[problem]
+    a = sample_grads("gumbel_rao", p.logits, p.f, 20_000, tau=tau, generator=torch.Generator().manual_seed(4))[0]
+    b = sample_grads("st_gumbel_softmax", p.logits, p.f, 40_000, tau=tau, generator=torch.Generator().manual_seed(5))[0]
+    se = (a.var(0) / len(a) + b.var(0) / len(b)).sqrt().clamp(min=1e-15)
+    assert bool(((a.mean(0) - b.mean(0)).abs() / se < Z).all())
+
+
+def total_variance(grads: torch.Tensor) -> tuple[float, float]:
+    """Trace of the covariance of the rows and its standard error (delta method on the squared deviations)."""
+    sq = (grads - grads.mean(0)).pow(2).sum(1)
+    return float(sq.mean()), float(sq.std() / math.sqrt(len(sq)))
+
+
+@pytest.mark.parametrize("tau", [0.2, 0.5, 1.0, 2.0, 5.0])
+@pytest.mark.parametrize("problem", list(PROBLEMS))
+def test_gumbel_rao_variance_no_larger_than_st_gumbel_softmax(tau, problem):
+    """Theorem (Paulus et al. 2021): Var[GR] <= Var[ST-GS] at the same tau. One-sided test that does not reject
+    it: var_GR <= var_STGS + 3.3 standard errors of the difference (alpha ≈ 5e-4)."""
+    p = PROBLEMS[problem]
+    n = 10_000 if p.logits.shape[0] < 50 else 3_000
+    gr = sample_grads("gumbel_rao", p.logits, p.f, n, tau=tau, generator=torch.Generator().manual_seed(6))[0]
+    st = sample_grads("st_gumbel_softmax", p.logits, p.f, n, tau=tau, generator=torch.Generator().manual_seed(7))[0]
+    (v_gr, se_gr), (v_st, se_st) = total_variance(gr), total_variance(st)
+    assert v_gr <= v_st + 3.3 * math.hypot(se_gr, se_st), (v_gr, v_st)
+
+
+@pytest.mark.parametrize("problem", list(PROBLEMS))
+def test_gumbel_rao_variance_strictly_lower_at_low_tau(problem):
+    """At tau = 0.3 Gumbel-Rao (10 conditional draws) cuts the total variance of ST-Gumbel-Softmax by more than
+    30% on every toy problem: a real reduction, far outside the few-percent sampling error of the variances."""
+    p = PROBLEMS[problem]
+    n = 20_000 if p.logits.shape[0] < 50 else 5_000
+    gr = sample_grads("gumbel_rao", p.logits, p.f, n, tau=0.3, generator=torch.Generator().manual_seed(8))
+    st = sample_grads("st_gumbel_softmax", p.logits, p.f, n, tau=0.3, generator=torch.Generator().manual_seed(9))
+    assert total_variance(gr[0])[0] < 0.7 * total_variance(st[0])[0]
+
+
+# ------------------------------------------------------------------------------------------ bad input
+
+
+def test_unknown_name_lists_valid_names():
+    p = PROBLEMS["linear"]
+    with pytest.raises(ValueError, match="reinforce_baseline") as err:
+        estimate_grad("rebar", p.logits, p.f, 4)
+    assert all(n in str(err.value) for n in ESTIMATORS) and "rebar" in str(err.value)
+
+
+def test_bad_arguments():
+    p = PROBLEMS["linear"]
+    with pytest.raises(ValueError, match="n_samples"):
+        estimate_grad("reinforce", p.logits, p.f, 0)
+    with pytest.raises(ValueError, match="n_samples must be >= 2"):
+        estimate_grad("reinforce_baseline", p.logits, p.f, 1)
+    with pytest.raises(TypeError, match="n_samples"):
+        estimate_grad("reinforce", p.logits, p.f, 2.0)
+    with pytest.raises(ValueError, match="tau"):
+        estimate_grad("reinmax", p.logits, p.f, 2, tau=0.0)
+    with pytest.raises(ValueError, match="tau"):
+        estimate_grad("gumbel_softmax", p.logits, p.f, 2, tau=-1.0)
+    with pytest.raises(ValueError, match="mc_samples"):
+        estimate_grad("gumbel_rao", p.logits, p.f, 2, mc_samples=0)
+    with pytest.raises(ValueError, match="shape \\[K\\]"):
+        exact_grad(torch.zeros(2, 3), p.f)
+    with pytest.raises(ValueError, match="NaN"):
+        exact_grad(torch.tensor([0.0, math.nan]), linear_objective(torch.ones(2)))
+    with pytest.raises(ValueError, match="at least 2"):
+        exact_grad(torch.zeros(1), linear_objective(torch.ones(1)))
+    with pytest.raises(TypeError, match="f must be a callable"):
+        exact_grad(torch.zeros(3), "f")
+    with pytest.raises(ValueError, match="f must map"):
+        exact_grad(torch.zeros(3), lambda z: z)
+    with pytest.raises(ValueError, match="target"):
+        target_objective(8, 8)
+    with pytest.raises(TypeError, match="c must"):
+        linear_objective([1.0, 2.0])
+
+
+# ------------------------------------------------------------------------------------------ the lab
+
+
+@pytest.fixture(scope="module")
+def small_lab():
+    problems = {k: PROBLEMS[k] for k in ("linear", "target")}
+    return run_lab(problems, taus=(0.5, 1.0, 2.0), ns=(2, 8, 32), repeats=64, seed=1)
+
+
+def test_lab_shapes_and_ranges(small_lab):
+    lab = small_lab
+    assert set(lab.bias) == {"linear", "target"}
+    for p in lab.bias:
+        assert list(lab.bias[p]) == list(ESTIMATORS)
+        for e in ESTIMATORS:
+            assert lab.bias[p][e].shape == (3,) and lab.bias_se[p][e].shape == (3,)
+            assert lab.std[p][e].shape == (3, 3) and lab.cosine[p][e].shape == (3, 3)
+            assert bool((lab.cosine[p][e].abs() <= 1 + 1e-12).all())
+            assert bool((lab.bias[p][e] >= 0).all()) and bool((lab.std[p][e] >= 0).all())
+            if e in TAU_FREE:
+                assert torch.equal(lab.bias[p][e], lab.bias[p][e][:1].expand(3))
+
+
+def test_lab_measurements_agree_with_theory(small_lab):
+    lab = small_lab
+    # unbiased estimators show a bias at their noise level; plain ST on a linear f has none at all
+    for e in ("reinforce", "reinforce_baseline"):
+        assert bool((lab.bias["linear"][e] < 4 * lab.bias_se["linear"][e]).all())
+    assert float(lab.bias["linear"]["straight_through"].max()) < 1e-12
+    assert float(lab.std["linear"]["straight_through"].max()) < 1e-12
+    # ST-Gumbel-Softmax is biased on the linear problem, by far more than its noise level
+    assert bool((lab.bias["linear"]["st_gumbel_softmax"] > 5 * lab.bias_se["linear"]["st_gumbel_softmax"]).all())
+    # averaging n i.i.d. estimates divides the spread by about sqrt(n): 32 vs 2 samples -> factor 4
+    for e in ("reinforce", "st_gumbel_softmax", "reinmax", "gumbel_rao"):
+        ratio = lab.std["target"][e][:, 0] / lab.std["target"][e][:, 2]
+        assert bool(((ratio > 2.8) & (ratio < 5.7)).all()), (e, ratio)
+
+
+def test_reinforce_cosine_grows_with_samples(small_lab):
+    for p in ("linear", "target"):
+        for e in ("reinforce", "reinforce_baseline"):
+            cos = small_lab.cosine[p][e][0]
+            assert bool((cos[1:] > cos[:-1]).all()), (p, e, cos)
+
+
+@pytest.mark.slow
+def test_k100_cosines():
+    """The chapter's K = 100 remarks: REINFORCE stays far from the exact direction even with 64 samples, plain
+    ST points the right way, ReinMax does not (at tau = 1, n = 16)."""
+    lab = run_lab(
+        {"target100": PROBLEMS["target100"]},
+        taus=(1.0,),
+        ns=(2, 16, 64),
+        repeats=40,
+        estimators=("reinforce", "reinforce_baseline", "straight_through", "reinmax"),
+        seed=3,
+    )
+    cos = {e: lab.cosine["target100"][e][0] for e in lab.cosine["target100"]}
+    assert float(cos["reinforce"][2]) < 0.6 and float(cos["reinforce_baseline"][2]) < 0.6
+    assert float(cos["straight_through"][1]) > 0.8
+    assert float(cos["reinmax"][1]) < 0.5
+
+
+@pytest.mark.parametrize("problem", list(PROBLEMS))
+def test_gumbel_rao_gain_fades_with_tau(problem):
+    """Var[GR] / Var[ST-GS] is smaller at tau = 0.1 than at tau = 5 (measured about 0.1-0.2 vs 0.5-1.0)."""
+    p = PROBLEMS[problem]
+    n = 4_000 if p.logits.shape[0] < 50 else 1_500
+    ratio = []
+    for tau in (0.1, 5.0):
+        gr = sample_grads("gumbel_rao", p.logits, p.f, n, tau=tau, generator=torch.Generator().manual_seed(30))[0]
+        st = sample_grads("st_gumbel_softmax", p.logits, p.f, n, tau=tau, generator=torch.Generator().manual_seed(31))
+        ratio.append(total_variance(gr)[0] / total_variance(st[0])[0])
+    assert ratio[0] < 0.5 * ratio[1], ratio
+
+
+@pytest.mark.parametrize("tau", [0.1, 1.0, 5.0])
+def test_st_and_reinmax_biased_on_pick_the_target(tau):
+    p = PROBLEMS["target"]
+    g = exact_grad(p.logits, p.f)
+    for name in ("straight_through", "reinmax"):
+        assert float((exact_mean(name, p.logits, p.f, tau) - g).norm() / g.norm()) > 0.3
+
+
+def test_lab_table(small_lab):
+    rows = lab_table(small_lab, 1.0, 8)
+    assert [r["estimator"] for r in rows] == [LABELS[e] for e in ESTIMATORS]
+    i = ESTIMATORS.index("gumbel_rao")
+    assert rows[i][("target", "cosine")] == float(small_lab.cosine["target"]["gumbel_rao"][1, 1])
+    assert rows[i][("linear", "bias")] == float(small_lab.bias["linear"]["gumbel_rao"][1])
+    with pytest.raises(ValueError, match="tau"):
+        lab_table(small_lab, 0.7, 8)
+    with pytest.raises(ValueError, match="n="):
+        lab_table(small_lab, 1.0, 5)
+    table = lab_table_html(small_lab, rows, "caption")
+    assert table.count("<tr>") == 1 + 2 * len(ESTIMATORS)  # header + one row per (problem, estimator)
+    assert f"{rows[i][('target', 'cosine')]:.3f}" in table
+    assert all(LABELS[e].replace("+", "+") in table for e in ESTIMATORS)
+
+
+def test_run_lab_bad_arguments():
+    with pytest.raises(ValueError, match="ns"):
+        run_lab({"linear": PROBLEMS["linear"]}, ns=(1, 4))
+    with pytest.raises(ValueError, match="tau"):
+        run_lab({"linear": PROBLEMS["linear"]}, taus=(0.0,))
+    with pytest.raises(ValueError, match="unknown estimator"):
+        run_lab({"linear": PROBLEMS["linear"]}, estimators=("nope",))
+
+
+# ------------------------------------------------------------------------------------------ figures
+
+
+def test_bias_figure_data(small_lab):
+    fig = bias_figure(small_lab)
+    assert len(fig.data) == 2 * len(ESTIMATORS)
+    tr = fig.data[ESTIMATORS.index("st_gumbel_softmax")]
+    assert list(tr.x) == small_lab.taus
+    assert list(tr.y) == small_lab.bias["linear"]["st_gumbel_softmax"].clamp(min=BIAS_FLOOR).tolist()
+    assert fig.layout.height > 0
+
+
+def test_cosine_figure_slider_data(small_lab):
+    fig = cosine_figure(small_lab)
+    steps = fig.layout.sliders[0].steps
+    assert [s.label for s in steps] == ["0.5", "1", "2"]
+    assert fig.layout.sliders[0].active == 1
+    k = len(ESTIMATORS) + ESTIMATORS.index("reinmax")  # second panel ("target")
+    for i, s in enumerate(steps):
+        assert s.method == "restyle"
+        assert s.args[0]["y"][k] == small_lab.cosine["target"]["reinmax"][i].tolist()
+    assert list(fig.data[k].y) == small_lab.cosine["target"]["reinmax"][1].tolist()
+
+
+def test_edge_profile_secant_and_tangents():
+    c = torch.linspace(-1, 1, 8, dtype=torch.float64)
+    lin = edge_profile(linear_objective(c), 8, 0, 5)
+    assert torch.allclose(lin["secant"], c[5] - c[0])
+    assert torch.allclose(lin["slope_i"], lin["secant"]) and torch.allclose(lin["slope_j"], lin["secant"])
+    quad = edge_profile(quadratic_objective(c), 8, 0, 5)
+    # trapezoid rule: the mean of the end slopes is the secant exactly for a quadratic (why ReinMax works)
+    assert torch.allclose((quad["slope_i"] + quad["slope_j"]) / 2, quad["secant"])
+    assert not torch.allclose(quad["slope_i"], quad["secant"])
+    tgt = edge_profile(target_objective(3, 8), 8, 0, 3, points=11)
+    assert tgt["u"].shape == (11,) and float(tgt["values"][0]) == 2.0 and float(tgt["values"][-1]) == 0.0
+    assert not torch.allclose((tgt["slope_i"] + tgt["slope_j"]) / 2, tgt["secant"])
+    with pytest.raises(ValueError, match="differ"):
+        edge_profile(linear_objective(c), 8, 2, 2)
+    with pytest.raises(ValueError, match="j must"):
+        edge_profile(linear_objective(c), 8, 0, 8)
+
+
+def test_edge_figure_slider():
+    c = torch.linspace(-1, 1, 8, dtype=torch.float64)
+    profiles = {"linear": edge_profile(linear_objective(c), 8), "quadratic": edge_profile(quadratic_objective(c), 8)}
+    fig = edge_figure(profiles)
+    steps = fig.layout.sliders[0].steps
+    assert [s.label for s in steps] == ["linear", "quadratic"]
+    assert steps[1].args[0]["y"][0] == profiles["quadratic"]["values"].tolist()
+    assert steps[1].args[0]["y"][1] == [
+        float(profiles["quadratic"]["values"][0]),
+        float(profiles["quadratic"]["values"][-1]),
+    ]
+    with pytest.raises(ValueError, match="profiles"):
+        edge_figure({})
+
+
+# ------------------------------------------------------------------------------------------ race
+
+
+def test_optimization_race():
+    p = PROBLEMS["target"]
+    curves = optimization_race(p, ("reinforce_baseline", "straight_through"), steps=30, seeds=2)
+    assert set(curves) == {"reinforce_baseline", "straight_through", "exact"}
+    start = float(expected_value(torch.zeros(8, dtype=torch.float64), p.f))
+    for runs in curves.values():
+        assert runs.shape == (2, 31)
+        assert bool((runs[:, 0] == start).all())
+    exact = curves["exact"][0]
+    assert bool((exact[1:] <= exact[:-1] + 1e-12).all()) and float(exact[-1]) < 0.5 * start
+    assert float(curves["reinforce_baseline"][:, -1].mean()) < start
+    fig = race_figure(curves, optimum=0.0)
+    assert len(fig.data) == 3 and list(fig.data[2].y) == curves["exact"].mean(0).clamp(min=1e-12).tolist()
+    with pytest.raises(ValueError, match="steps"):
+        optimization_race(p, steps=0)
+    with pytest.raises(ValueError, match="lr"):
+        optimization_race(p, lr=-1.0)
+
+
+# ------------------------------------------------------------------------------------------ exercises
+
+
+def test_check_straight_through_layer(capsys):
+    check_straight_through_layer(lambda lg, gen: straight_through_softmax(lg, generator=gen))
+    assert "correct" in capsys.readouterr().out
+
+    def soft(lg, gen):
+        return torch.softmax(lg, -1)
+
+    with pytest.raises(AssertionError, match="one-hot"):
+        check_straight_through_layer(soft)
+
+    def st_gs(lg, gen):
+        from gumbel_book import gumbel_softmax
+
+        return gumbel_softmax(lg, 1.0, hard=True, generator=gen)
+
+    with pytest.raises(AssertionError, match="backward"):
+        check_straight_through_layer(st_gs)
+
+    def detached(lg, gen):
+        return straight_through_softmax(lg, generator=gen).detach()
+
+    with pytest.raises(AssertionError, match="no gradient"):
+        check_straight_through_layer(detached)
+
+
+def test_exact_mean_bad_name():
+    p = PROBLEMS["linear"]
+    with pytest.raises(ValueError, match="name"):
+        exact_mean("gumbel_rao", p.logits, p.f)
