@@ -28,8 +28,12 @@ def gumbel_from_exponential(e: torch.Tensor) -> torch.Tensor:
     Clamping at the smallest normal float changes an event of probability about 1e-38 and
     keeps the result finite: at most 87.3 in float32 and 708.4 in float64.
     """
-    tiny = torch.finfo(e.dtype).tiny
-    return -torch.log(e.clamp(min=tiny))
+    return _gumbel_from_exponential_(e.clone())
+
+
+def _gumbel_from_exponential_(e: torch.Tensor) -> torch.Tensor:
+    """In-place :func:`gumbel_from_exponential`, for noise tensors the caller owns."""
+    return e.clamp_(min=torch.finfo(e.dtype).tiny).log_().neg_()
 
 
 def sample_gumbel(
@@ -60,7 +64,7 @@ def sample_gumbel(
         device = generator.device
     compute = compute_dtype(dtype)
     e = torch.empty(shape, device=device, dtype=compute).exponential_(generator=generator)
-    return gumbel_from_exponential(e).to(dtype)
+    return _gumbel_from_exponential_(e).to(dtype)
 
 
 def _perturbed(logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -133,8 +137,9 @@ def gumbel_softmax(
     x = _perturbed(logits, generator)
     # Shift by the (detached) max before dividing, so that a tiny tau sends non-maximal entries to
     # -inf instead of overflowing the maximal one; softmax is shift-invariant, so this is exact.
-    x = x - x.amax(dim=dim, keepdim=True).detach()
-    y_soft = torch.softmax(x / _tau_for(tau, x.dtype, x.device), dim=dim)
+    # x is a fresh tensor whose producer (an addition) does not save it, so in-place is safe.
+    x.sub_(x.detach().amax(dim=dim, keepdim=True)).div_(_tau_for(tau, x.dtype, x.device))
+    y_soft = torch.softmax(x, dim=dim)
     if hard:
         index = y_soft.argmax(dim=dim, keepdim=True)
         y_hard = torch.zeros_like(y_soft).scatter_(dim, index, 1.0)
