@@ -39,6 +39,21 @@ def _grid(lab: LabResult, height: int, title: str) -> tuple[go.Figure, list[tupl
     return fig, [(p, i // cols + 1, i % cols + 1) for i, p in enumerate(problems)]
 
 
+def _estimator_line(name: str, x: list, y: list, show_legend: bool, hover: str, **kwargs) -> go.Scatter:
+    """One estimator's line, in its colour; the score-function estimators are dotted."""
+    return go.Scatter(
+        x=x,
+        y=y,
+        mode="lines+markers",
+        name=LABELS[name],
+        legendgroup=name,
+        showlegend=show_legend,
+        line={"color": _color(name), "dash": "dot" if name in ("reinforce", "reinforce_baseline") else None},
+        hovertemplate=LABELS[name] + hover + "<extra></extra>",
+        **kwargs,
+    )
+
+
 def bias_figure(lab: LabResult) -> go.Figure:
     """Relative bias ``||E g_hat - g|| / ||g||`` against tau, one panel per problem, one line per estimator."""
     fig, cells = _grid(lab, 640, "Relative bias against the temperature")
@@ -46,25 +61,8 @@ def bias_figure(lab: LabResult) -> go.Figure:
         for name in lab.bias[p]:
             y = lab.bias[p][name].clamp(min=BIAS_FLOOR).tolist()
             se = lab.bias_se[p][name].tolist()
-            fig.add_trace(
-                go.Scatter(
-                    x=lab.taus,
-                    y=y,
-                    mode="lines+markers",
-                    name=LABELS[name],
-                    legendgroup=name,
-                    showlegend=k == 0,
-                    line={
-                        "color": _color(name),
-                        "dash": "dot" if name in ("reinforce", "reinforce_baseline") else None,
-                    },
-                    customdata=se,
-                    hovertemplate=LABELS[name]
-                    + "<br>τ = %{x}<br>bias = %{y:.3g} (noise ≈ %{customdata:.2g})<extra></extra>",
-                ),
-                row=r,
-                col=c,
-            )
+            hover = "<br>τ = %{x}<br>bias = %{y:.3g} (noise ≈ %{customdata:.2g})"
+            fig.add_trace(_estimator_line(name, lab.taus, y, k == 0, hover, customdata=se), row=r, col=c)
         fig.update_xaxes(type="log", title_text="τ" if r == max(x[1] for x in cells) else None, row=r, col=c)
         fig.update_yaxes(type="log", title_text="relative bias" if c == 1 else None, row=r, col=c)
     fig.update_layout(legend={"orientation": "h", "y": -0.12, "x": 0})
@@ -79,23 +77,8 @@ def cosine_figure(lab: LabResult, active_tau: float = 1.0) -> go.Figure:
     for k, (p, r, c) in enumerate(cells):
         for name in lab.cosine[p]:
             order.append((p, name))
-            fig.add_trace(
-                go.Scatter(
-                    x=lab.ns,
-                    y=lab.cosine[p][name][active].tolist(),
-                    mode="lines+markers",
-                    name=LABELS[name],
-                    legendgroup=name,
-                    showlegend=k == 0,
-                    line={
-                        "color": _color(name),
-                        "dash": "dot" if name in ("reinforce", "reinforce_baseline") else None,
-                    },
-                    hovertemplate=LABELS[name] + "<br>n = %{x}<br>cosine = %{y:.3f}<extra></extra>",
-                ),
-                row=r,
-                col=c,
-            )
+            y = lab.cosine[p][name][active].tolist()
+            fig.add_trace(_estimator_line(name, lab.ns, y, k == 0, "<br>n = %{x}<br>cosine = %{y:.3f}"), row=r, col=c)
         fig.update_xaxes(type="log", tickvals=lab.ns, title_text="samples n", row=r, col=c)
         fig.update_yaxes(range=[-0.2, 1.05], title_text="cosine" if c == 1 else None, row=r, col=c)
     steps = [
