@@ -54,7 +54,7 @@ class CorruptFileError(ValueError):
     """An MNIST file whose MD5 or IDX structure is wrong; it is never used."""
 
 
-def _progress_default() -> bool:
+def progress_default() -> bool:
     """Progress bars on the command line and in Jupyter, off inside the book build."""
     return not os.environ.get(BUILD_ENV)
 
@@ -139,7 +139,7 @@ def download_file(
     correct; on any failure (or interruption) the temporary file is removed, so no partial file remains.
     """
     mirrors = MIRRORS if mirrors is None else mirrors
-    progress = _progress_default() if progress is None else progress
+    progress = progress_default() if progress is None else progress
     dest_dir.mkdir(parents=True, exist_ok=True)
     dest = dest_dir / name
     errors = []

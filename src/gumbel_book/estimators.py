@@ -17,7 +17,7 @@ import torch
 from .device import default_device
 from .sampling import gumbel_max, gumbel_softmax
 from .straight_through import gumbel_rao, reinmax, straight_through_softmax
-from .validation import check_logits, check_tau, validate_args
+from .validation import check_int, check_logits, check_tau, validate_args
 
 Objective = Callable[[torch.Tensor], torch.Tensor]
 
@@ -62,14 +62,6 @@ def _check_vector_logits(logits: torch.Tensor) -> None:
         raise ValueError(f"logits must have shape [K], got shape {tuple(logits.shape)}")
     if logits.shape[0] < 2:
         raise ValueError(f"logits must have at least 2 categories, got K={logits.shape[0]}")
-
-
-def _check_positive_int(value: int, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
 
 
 def _evaluate(f: Objective, z: torch.Tensor) -> torch.Tensor:
@@ -137,9 +129,9 @@ def sample_grads(
     """
     _check_name(name)
     _check_vector_logits(logits)
-    _check_positive_int(n_samples, "n_samples", 2 if name == "reinforce_baseline" else 1)
-    _check_positive_int(repeats, "repeats")
-    _check_positive_int(mc_samples, "mc_samples")
+    check_int(n_samples, "n_samples", 2 if name == "reinforce_baseline" else 1)
+    check_int(repeats, "repeats")
+    check_int(mc_samples, "mc_samples")
     tau = check_tau(tau)
     return _batched_grads(name, logits.detach().expand(repeats, -1), f, n_samples, tau, mc_samples, generator)
 
@@ -216,7 +208,7 @@ def quadratic_objective(c: torch.Tensor) -> Objective:
 
 def target_objective(target: int, num_categories: int) -> Objective:
     """ "Pick the target": ``f(z) = ||z - e_target||_4^4``, 0 for the target category and 2 for any other."""
-    _check_positive_int(num_categories, "num_categories", 2)
+    check_int(num_categories, "num_categories", 2)
     if isinstance(target, bool) or not isinstance(target, int):
         raise TypeError(f"target must be an int, got {target!r}")
     if not 0 <= target < num_categories:
@@ -329,7 +321,7 @@ def run_lab(
         raise ValueError("taus must not be empty")
     if not ns or any(isinstance(n, bool) or not isinstance(n, int) or n < 2 for n in ns) or list(ns) != sorted(ns):
         raise ValueError(f"ns must be a non-empty increasing sequence of ints >= 2, got {ns!r}")
-    _check_positive_int(repeats, "repeats", 2)
+    check_int(repeats, "repeats", 2)
     for name in estimators:
         _check_name(name)
     bias: dict[str, dict[str, torch.Tensor]] = {}
@@ -394,14 +386,14 @@ def optimization_race(
     The ``seeds`` runs go side by side as one batch, with one generator seeded from ``seed``. Returns, per
     estimator (and ``"exact"``), the exact objective after each step, shape ``[seeds, steps + 1]``.
     """
-    _check_positive_int(steps, "steps")
-    _check_positive_int(seeds, "seeds")
+    check_int(steps, "steps")
+    check_int(seeds, "seeds")
     check_tau(tau)
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a finite positive number, got {lr!r}")
     names = [_check_name(e) for e in estimators] + (["exact"] if include_exact else [])
-    _check_positive_int(n_samples, "n_samples", 2 if "reinforce_baseline" in names else 1)
-    _check_positive_int(mc_samples, "mc_samples")
+    check_int(n_samples, "n_samples", 2 if "reinforce_baseline" in names else 1)
+    check_int(mc_samples, "mc_samples")
     k = problem.logits.shape[0]
 
     def objective(theta: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,8 @@ from numbers import Real
 
 import torch
 
+from .validation import check_int
+
 ESTIMATORS = ("score", "reparam")
 PARAMS = ("mu", "sigma")
 
@@ -30,14 +32,6 @@ def _real(name: str, value: float, *, positive: bool = False) -> float:
         raise ValueError(f"{name} must be finite, got {value!r}")
     if positive and value <= 0:
         raise ValueError(f"{name} must be > 0, got {value!r}")
-    return value
-
-
-def _count(name: str, value: int, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return value
 
 
@@ -97,7 +91,7 @@ def gradient_samples(
     """
     _check_estimator(estimator)
     mu, sigma, target = _real("mu", mu), _real("sigma", sigma, positive=True), _real("target", target)
-    n = _count("n", n)
+    n = check_int(n, "n")
     if f is not None and not callable(f):
         raise TypeError(f"f must be a callable mapping a tensor of samples to a tensor of values, got {f!r}")
     f = _square_loss(target) if f is None else f
@@ -175,10 +169,10 @@ def variance_vs_n(
     """
     if param not in PARAMS:
         raise ValueError(f"param must be one of {PARAMS}, got {param!r}")
-    repeats = _count("repeats", repeats, minimum=2)
+    repeats = check_int(repeats, "repeats", minimum=2)
     if len(ns) == 0:
         raise ValueError("ns must be a non-empty sequence of sample sizes")
-    ns = [_count("every entry of ns", n) for n in ns]
+    ns = [check_int(n, "every entry of ns") for n in ns]
     out = {"n": torch.tensor(ns, dtype=torch.float64)}
     for k, estimator in enumerate(ESTIMATORS):
         gen = torch.Generator().manual_seed(seed + k)

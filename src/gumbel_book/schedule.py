@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
-from numbers import Integral, Real
+from numbers import Real
+
+from .validation import check_int
 
 
 def _check_positive(name: str, value: float) -> float:
@@ -21,16 +23,11 @@ def anneal_tau(step: int, *, tau0: float = 1.0, rate: float = 3e-5, tau_min: flo
     steps, as in the paper (rate in {1e-5, 1e-4}, every in {500, 1000}). ``step`` counts steps
     across epochs: restarting it each epoch means the temperature never anneals.
     """
-    for name, value in (("step", step), ("every", every)):
-        if isinstance(value, bool) or not isinstance(value, Integral):
-            raise TypeError(f"{name} must be an int, got {value!r}")
-    if step < 0:
-        raise ValueError(f"step must be >= 0, got {step}")
-    if every < 1:
-        raise ValueError(f"every must be >= 1, got {every}")
+    step = check_int(step, "step", minimum=0)
+    every = check_int(every, "every")
     tau0 = _check_positive("tau0", tau0)
     tau_min = _check_positive("tau_min", tau_min)
     if isinstance(rate, bool) or not isinstance(rate, Real) or not (math.isfinite(rate) and rate >= 0):
         raise ValueError(f"rate must be finite and >= 0, got {rate!r}")
-    t = (int(step) // int(every)) * int(every)
+    t = (step // every) * every
     return max(tau_min, tau0 * math.exp(-float(rate) * t))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from .sampling import _tau_for, compute_dtype, gumbel_from_exponential, gumbel_max
-from .validation import check_logits, check_tau
+from .validation import check_int, check_logits, check_tau
 
 __all__ = [
     "conditional_gumbel",
@@ -139,10 +139,7 @@ def conditional_gumbel(
     masked (-inf) logits stay -inf.
     """
     dim = check_logits(logits, dim)
-    if isinstance(mc_samples, bool) or not isinstance(mc_samples, int):
-        raise TypeError(f"mc_samples must be an int, got {mc_samples!r}")
-    if mc_samples < 1:
-        raise ValueError(f"mc_samples must be >= 1, got {mc_samples}")
+    mc_samples = check_int(mc_samples, "mc_samples")
     _check_index(index, logits, dim)
     compute = compute_dtype(logits.dtype)
     with torch.no_grad():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 import torch
@@ -16,7 +16,7 @@ import torch
 from .device import default_device
 from .sampling import concrete_log_prob, gumbel_softmax
 from .schedule import anneal_tau
-from .validation import check_tau
+from .validation import check_int, check_tau
 
 SQRT3_2 = math.sqrt(3.0) / 2.0
 
@@ -34,14 +34,6 @@ def _as_logits(logits: Sequence[float] | torch.Tensor, name: str = "logits", k: 
     if not bool(torch.isfinite(lg).all()):
         raise ValueError(f"{name} must be finite, got {logits!r}")
     return lg
-
-
-def _check_count(value: int, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 def _check_taus(taus: Sequence[float]) -> list[float]:
@@ -69,8 +61,8 @@ def relaxed_samples(
     """
     lg = _as_logits(logits)
     tau = check_tau(tau)
-    n = _check_count(n_samples, "n_samples")
-    seed = _check_count(seed, "seed", minimum=0)
+    n = check_int(n_samples, "n_samples")
+    seed = check_int(seed, "seed", minimum=0)
     dev = _device(device)
     gen = torch.Generator(device=dev).manual_seed(seed)
     return gumbel_softmax(lg.to(dev).expand(n, -1), tau, generator=gen)
@@ -103,7 +95,7 @@ def concrete_density_grid(
     """
     lg = _as_logits(logits, k=3)
     tau = check_tau(tau)
-    cols = _check_count(resolution, "resolution", minimum=4)
+    cols = check_int(resolution, "resolution", minimum=4)
     rows = max(2, round(cols * SQRT3_2))
     xs = (torch.arange(cols, dtype=torch.float64) + 0.5) / cols
     hs = (torch.arange(rows, dtype=torch.float64) + 0.5) / rows * SQRT3_2
@@ -177,7 +169,7 @@ def temperature_tradeoffs(
     """
     lg = _as_logits(logits)
     taus = _check_taus(taus)
-    n = _check_count(n_samples, "n_samples", minimum=2)
+    n = check_int(n_samples, "n_samples", minimum=2)
     k = lg.numel()
     c = torch.linspace(0.0, 1.0, k) if cost is None else _as_logits(cost, name="cost", k=k)
     dev = _device(device)
@@ -216,9 +208,9 @@ def annealing_curves(
     (``epoch_steps`` steps each), the bug that makes the temperature restart at every epoch. Both are
     computed by :func:`gumbel_book.anneal_tau` at every step where either can change (piecewise constant).
     """
-    every = _check_count(every, "every")
-    total = _check_count(total_steps, "total_steps")
-    epoch = _check_count(epoch_steps, "epoch_steps")
+    every = check_int(every, "every")
+    total = check_int(total_steps, "total_steps")
+    epoch = check_int(epoch_steps, "epoch_steps")
     if isinstance(rate, bool) or not isinstance(rate, Real) or not (math.isfinite(rate) and rate >= 0):
         raise ValueError(f"rate must be finite and >= 0, got {rate!r}")
     points = set(range(0, total + 1, every))

@@ -28,9 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .data import binarize, load_mnist
+from .data import binarize, load_mnist, progress_default
 from .device import default_device
-from .plotting import BUILD_ENV
 from .sampling import gumbel_max, gumbel_softmax
 from .schedule import anneal_tau
 from .validation import validate_args, validation_enabled
@@ -354,10 +353,6 @@ def _as_uint8_images(images: torch.Tensor, name: str) -> torch.Tensor:
     return images
 
 
-def _progress_default() -> bool:
-    return not os.environ.get(BUILD_ENV)
-
-
 def train_vae(
     config: VAEConfig,
     train_images: torch.Tensor,
@@ -380,7 +375,7 @@ def train_vae(
     if test_images is not None:
         test_images = _as_uint8_images(test_images, "test_images")
     device = default_device() if device is None else torch.device(device)
-    progress = _progress_default() if progress is None else progress
+    progress = progress_default() if progress is None else progress
     n_latent, n_classes = config.latent
 
     with torch.random.fork_rng(devices=[]):

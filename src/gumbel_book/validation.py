@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator
-from numbers import Real
+from numbers import Integral, Real
 
 import torch
 
@@ -40,6 +40,15 @@ def validate_args(enabled: bool) -> Iterator[None]:
         yield
     finally:
         set_validate_args(previous)
+
+
+def check_int(value: int, name: str, minimum: int = 1) -> int:
+    """Return ``value`` as an int if it is an integer (not a bool) of at least ``minimum``, else raise."""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
 
 
 def check_tau(tau: float | torch.Tensor, name: str = "tau") -> float | torch.Tensor:

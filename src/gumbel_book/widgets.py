@@ -17,8 +17,8 @@ import plotly.graph_objects as go
 import torch
 
 from .figures.temperature import SIMPLEX_LOGITS, UPDATED_TRACES, simplex_base_figure, simplex_trace_updates
-from .temperature import _as_logits, _check_count, simplex_view
-from .validation import check_tau
+from .temperature import _as_logits, simplex_view
+from .validation import check_int, check_tau
 
 TAU_RANGE = (0.05, 10.0)
 MAX_SAMPLES = 5000
@@ -52,11 +52,11 @@ class TemperatureApp:
         tau = check_tau(tau)
         if not TAU_RANGE[0] <= tau <= TAU_RANGE[1]:
             raise ValueError(f"tau must lie in {list(TAU_RANGE)} for the app's slider, got {tau!r}")
-        n_samples = _check_count(n_samples, "n_samples")
+        n_samples = check_int(n_samples, "n_samples")
         if n_samples > MAX_SAMPLES:
             raise ValueError(f"n_samples must be <= {MAX_SAMPLES}, got {n_samples}")
-        seed = _check_count(seed, "seed", minimum=0)
-        self.resolution = _check_count(resolution, "resolution", minimum=4)
+        seed = check_int(seed, "seed", minimum=0)
+        self.resolution = check_int(resolution, "resolution", minimum=4)
         self._syncing = False
         self.last_redraw_s = math.nan
 
