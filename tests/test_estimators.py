@@ -1,4 +1,4 @@
-"""Tests for gumbel_book.estimators, the lab's figures (gumbel_book.figures.estimators) and the chapter's exercises.
+"""Tests for gumbel_book.estimators, its figures (gumbel_book.figures.straight_through) and the exercises.
 
 Statistical tests use fixed seeds. Unless stated otherwise a mean is compared with a per-coordinate z-test at
 Z = 4.5 after a Bonferroni correction over the coordinates: overall alpha < 1e-3 per test.
@@ -28,7 +28,7 @@ from gumbel_book.estimators import (
     toy_problems,
 )
 from gumbel_book.exercises.straight_through import check_straight_through_layer, exact_mean
-from gumbel_book.figures.estimators import (
+from gumbel_book.figures.straight_through import (
     BIAS_FLOOR,
     bias_figure,
     cosine_figure,

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from gumbel_book import gumbel_max, sample_gumbel
-from gumbel_book import gumbel_max_tools as gm
+from gumbel_book import gumbel_max_lab as gm
 from gumbel_book.exercises import gumbel_max as ex2
 from gumbel_book.exercises import reparameterization as ex1
-from gumbel_book.reparam import exact_variance
+from gumbel_book.reparameterization_lab import exact_variance
 
 # --- Chapter 1: the reparameterization trick -------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from gumbel_book import gumbel_max, gumbel_softmax, gumbel_topk, sample_gumbel
-from gumbel_book import gumbel_max_tools as gm
+from gumbel_book import gumbel_max_lab as gm
 from gumbel_book.figures import gumbel_max as figs
 
 ALPHA = 1e-3

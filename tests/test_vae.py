@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gumbel_book import data, vae
-from gumbel_book.figures import vae as vfig
+from gumbel_book.figures import categorical_vae as vfig
 
 
 @pytest.fixture(scope="module")
@@ -404,7 +404,7 @@ def test_trains_and_resumes_on_cuda(digits, tmp_path):
 
 
 def test_exercise_checks_accept_right_and_explain_wrong_answers(capsys):
-    from gumbel_book.exercises import vae as ex
+    from gumbel_book.exercises import categorical_vae as ex
 
     def kl_right(logits):
         log_q = torch.log_softmax(logits, -1)

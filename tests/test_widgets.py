@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from gumbel_book.figures.temperature import simplex_trace_updates
-from gumbel_book.temperature import simplex_view
+from gumbel_book.figures.gumbel_softmax import simplex_trace_updates
+from gumbel_book.gumbel_softmax_lab import simplex_view
 from gumbel_book.widgets import TemperatureApp, temperature_app
 
 

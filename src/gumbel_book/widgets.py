@@ -1,8 +1,8 @@
 """Live ipywidgets apps for Jupyter: every slider move recomputes the figure and updates it in place.
 
 The app draws with the same functions as the book's static figures
-(:func:`gumbel_book.figures.temperature.simplex_base_figure` and
-:func:`~gumbel_book.figures.temperature.simplex_trace_updates`), so the live and the static
+(:func:`gumbel_book.figures.gumbel_softmax.simplex_base_figure` and
+:func:`~gumbel_book.figures.gumbel_softmax.simplex_trace_updates`), so the live and the static
 versions cannot drift apart. Widgets need a running kernel; the HTML book shows the static version.
 """
 
@@ -16,8 +16,8 @@ import ipywidgets as w
 import plotly.graph_objects as go
 import torch
 
-from .figures.temperature import SIMPLEX_LOGITS, UPDATED_TRACES, simplex_base_figure, simplex_trace_updates
-from .temperature import _as_logits, simplex_view
+from .figures.gumbel_softmax import SIMPLEX_LOGITS, UPDATED_TRACES, simplex_base_figure, simplex_trace_updates
+from .gumbel_softmax_lab import _as_logits, simplex_view
 from .validation import check_int, check_tau
 
 TAU_RANGE = (0.05, 10.0)

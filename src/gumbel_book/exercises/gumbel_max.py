@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 from scipy import stats
 
-from ..gumbel_max_tools import EULER_GAMMA, chi_square_gof, ordered_tuple_probabilities
+from ..gumbel_max_lab import EULER_GAMMA, chi_square_gof, ordered_tuple_probabilities
 from .reparameterization import _call_with_generator, _check_callable, _check_number, _correct
 
 ALPHA = 1e-4

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import plotly.graph_objects as go
 import torch
 
-from ..gumbel_max_tools import (
+from ..gumbel_max_lab import (
     empirical_frequencies,
     gumbel_pdf,
     ordered_tuple_probabilities,

@@ -1,4 +1,4 @@
-"""Tests of gumbel_book.temperature, the chapter's figures and its exercise checks.
+"""Tests of gumbel_book.gumbel_softmax_lab, the chapter's figures and its exercise checks.
 
 Statistical tests use fixed seeds; z-tests use |z| < 5 (two-sided alpha ≈ 6e-7 per coordinate).
 """
@@ -12,9 +12,9 @@ import pytest
 import torch
 
 import gumbel_book as gb
-from gumbel_book import temperature as T
+from gumbel_book import gumbel_softmax_lab as T
 from gumbel_book.exercises import gumbel_softmax as ex
-from gumbel_book.figures import temperature as F
+from gumbel_book.figures import gumbel_softmax as F
 
 LOGITS3 = (1.0, 0.0, -0.7)
 LOGITS10 = tuple(np.linspace(1.5, -1.5, 10).round(2).tolist())

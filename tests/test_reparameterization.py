@@ -1,4 +1,4 @@
-"""Tests for gumbel_book.reparam and its figures: exact formulas, unbiasedness, variances, bad input."""
+"""Tests for gumbel_book.reparameterization_lab and its figures: exact formulas, unbiasedness, variances, bad input."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from gumbel_book import reparam
-from gumbel_book.figures import reparam as figs
+from gumbel_book import reparameterization_lab as reparam
+from gumbel_book.figures import reparameterization as figs
 
 Z_CRIT = 3.29  # two-sided normal quantile, alpha = 1e-3
 

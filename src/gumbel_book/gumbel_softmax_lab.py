@@ -1,7 +1,7 @@
 """What the temperature tau trades away, measured: the data behind the Gumbel-Softmax chapter.
 
 Every function here returns plain tensors, arrays or dicts; the figures in
-:mod:`gumbel_book.figures.temperature` and the live app in :mod:`gumbel_book.widgets` draw them.
+:mod:`gumbel_book.figures.gumbel_softmax` and the live app in :mod:`gumbel_book.widgets` draw them.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 import torch
 
 from ..plotting import COLORS, base_layout, slider
-from ..reparam import estimator_histograms, exact_gradient, exact_variance, running_mean, variance_vs_n
+from ..reparameterization_lab import estimator_histograms, exact_gradient, exact_variance, running_mean, variance_vs_n
 
 LABELS = {"score": "score function (REINFORCE)", "reparam": "reparameterization"}
 DEFAULT_MUS = (-2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0)
