@@ -170,3 +170,57 @@ def temperature_app(
 ) -> TemperatureApp:
     """Start the live Gumbel-Softmax app: move tau, the logits, the sample count or the seed and watch the simplex."""
     return TemperatureApp(logits, tau, n_samples, seed)
+
+
+class LatentExplorerApp:
+    """Pick any test digit, any latent variable and any value: the decoded digit redraws at once.
+
+    Drawn with :func:`gumbel_book.figures.categorical_vae.explorer_strip`, the function behind the book's static
+    latent explorer. ``app.widget`` is the ipywidgets box, ``app.figure`` the ``FigureWidget`` updated in place.
+    """
+
+    def __init__(self, model, images: torch.Tensor, digit: int = 0, variable: int = 0) -> None:
+        from .figures.categorical_vae import _check_images, explorer_labels, png_data_uri
+
+        self.model, self.images = model, _check_images(images, "images")
+        self._uri = png_data_uri
+        digit = check_int(digit, "digit", minimum=0)
+        variable = check_int(variable, "variable", minimum=0)
+        if digit >= len(self.images) or variable >= model.n_latent:
+            raise ValueError(
+                f"digit must be < {len(self.images)} and variable < {model.n_latent}, got {digit} and {variable}"
+            )
+        self.digit = w.IntSlider(value=digit, min=0, max=len(self.images) - 1, description="test digit")
+        self.variable = w.IntSlider(value=variable, min=0, max=model.n_latent - 1, description="variable")
+        self.figure = go.FigureWidget(go.Image(source=self._source(), hoverinfo="skip"))
+        labels = explorer_labels(model)
+        self.figure.update_layout(height=220, margin={"l": 10, "r": 10, "t": 40, "b": 30})
+        self.figure.update_xaxes(tickvals=[30 * i + 14 for i in range(len(labels))], ticktext=labels)
+        self.figure.update_yaxes(visible=False)
+        for s in (self.digit, self.variable):
+            s.observe(lambda _change: self.redraw(), names="value")
+        self.widget = w.VBox([w.HBox([self.digit, self.variable]), self.figure])
+        self.redraw()
+
+    def _source(self) -> str:
+        from .figures.categorical_vae import explorer_strip
+
+        return self._uri(explorer_strip(self.model, self.images[self.digit.value], self.variable.value))
+
+    def redraw(self) -> float:
+        """Decode the current digit with the chosen variable at each value; returns the seconds it took."""
+        t0 = time.perf_counter()
+        with self.figure.batch_update():
+            self.figure.data[0].source = self._source()
+            self.figure.layout.title = f"test digit {self.digit.value}, variable {self.variable.value} set to 0–9"
+        return time.perf_counter() - t0
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+
+def latent_explorer_app(model, images: torch.Tensor) -> LatentExplorerApp:
+    """Start the live latent explorer over ``images`` (binarized test digits ``[n, 28, 28]``)."""
+    return LatentExplorerApp(model, images)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import html
+import struct
+import zlib
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -210,5 +213,170 @@ def comparison_html(rows: Sequence[Mapping[str, object]], samples: int, images: 
         body.append(
             f"<tr><td><code>{html.escape(str(r['estimator']))}</code></td><td>{r['neg_elbo']:.1f}</td>"
             f"<td>{r['neg_iw']:.1f}</td><td>{html.escape(str(r['paper_row']))}</td><td>{paper}</td></tr>"
+        )
+    return f"<table class='table'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+# ---------------------------------------------------------------- the reference runs and the latent explorer
+
+
+def png_data_uri(grid: np.ndarray) -> str:
+    """A greyscale image (values in [0, 1], 1 = black ink) as a ``data:image/png;base64`` URI.
+
+    Written with zlib alone: a page of many small images stays small, with no imaging library needed.
+    """
+    grid = np.asarray(grid, dtype=np.float64)
+    if grid.ndim != 2 or grid.size == 0:
+        raise ValueError(f"grid must be a non-empty 2-D array, got shape {grid.shape}")
+    pixels = np.rint((1.0 - np.clip(grid, 0.0, 1.0)) * 255).astype(np.uint8)
+    raw = b"".join(b"\x00" + row.tobytes() for row in pixels)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    h, w = pixels.shape
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+    png += chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def explorer_strip(model: CategoricalVAE, x: torch.Tensor, variable: int) -> np.ndarray:
+    """One row of images for one digit ``x`` ``[28, 28]``: the input, its reconstruction, then the decoded digit
+    with ``variable`` set to each of its K values (every other variable where the encoder put it)."""
+    x = _check_images(x.unsqueeze(0) if x.dim() == 2 else x)
+    if len(x) != 1:
+        raise ValueError(f"x must be one digit [28, 28], got {len(x)} digits")
+    original, recon = reconstructions(model, x)
+    values = latent_traversal(model, x, variable)[:, 0]
+    return tile(torch.cat([original, recon, values]), cols=2 + model.n_classes)
+
+
+def explorer_labels(model: CategoricalVAE) -> list[str]:
+    """Column labels of :func:`explorer_strip`."""
+    return ["input", "recon.", *(str(k) for k in range(model.n_classes))]
+
+
+def latent_explorer_figure(model: CategoricalVAE, x: torch.Tensor, height: int = 300) -> go.Figure:
+    """Pick a test digit (menu) and a latent variable (slider): the digit decoded with that variable set to each
+    of its K values. Every image is precomputed, so the figure works in static HTML without a kernel."""
+    x = _check_images(x)
+    n_var = model.n_latent
+    uris = [[png_data_uri(explorer_strip(model, xi, v)) for v in range(n_var)] for xi in x]
+    fig = go.Figure([go.Image(source=uris[d][0], visible=d == 0, hoverinfo="skip") for d in range(len(x))])
+    steps = [
+        {"method": "restyle", "label": str(v), "args": [{"source": [u[v] for u in uris]}, list(range(len(x)))]}
+        for v in range(n_var)
+    ]
+    buttons = [
+        {"method": "restyle", "label": f"test digit {d}", "args": [{"visible": [i == d for i in range(len(x))]}]}
+        for d in range(len(x))
+    ]
+    width = 28 + 2  # one image and its padding, in pixels of the strip
+    labels = explorer_labels(model)
+    fig.update_layout(
+        **base_layout("Change one latent variable: its value is the column (0–9)", height=height),
+        sliders=[slider(steps, "latent variable ", active=0, pad_top=10)],
+        updatemenus=[{"buttons": buttons, "direction": "down", "x": 0.0, "y": 1.18, "xanchor": "left"}],
+    )
+    fig.update_xaxes(
+        tickvals=[width * i + 14 for i in range(len(labels))], ticktext=labels, showgrid=False, zeroline=False
+    )
+    fig.update_yaxes(visible=False)
+    return fig
+
+
+def reference_curves_figure(summary: Mapping, height: int = 430) -> go.Figure:
+    """Training loss, validation and test -ELBO per epoch of every reference run (one colour per estimator)."""
+    runs = [r for r in summary["runs"] if r["config"]["binarization"] == "dynamic"]
+    if not runs:
+        raise ValueError("summary holds no reference runs")
+    titles = ("training loss", "validation −ELBO", "test −ELBO")
+    fig = make_subplots(rows=1, cols=3, subplot_titles=titles, shared_yaxes=True)
+    estimators = list(dict.fromkeys(r["config"]["estimator"] for r in runs))
+    for r in runs:
+        est = r["config"]["estimator"]
+        color = COLORS[estimators.index(est) % len(COLORS)]
+        epochs = [h["epoch"] for h in r["history"]]
+        for col, key in enumerate(("train_loss", "val_neg_elbo", "test_neg_elbo"), start=1):
+            fig.add_trace(
+                go.Scatter(
+                    x=epochs,
+                    y=[h[key] for h in r["history"]],
+                    name=est,
+                    legendgroup=est,
+                    showlegend=col == 1 and r["config"]["seed"] == 0,
+                    line={"color": color, "width": 1.5},
+                    hovertemplate=f"{r['name']}<br>epoch %{{x}}<br>%{{y:.2f}} nats<extra></extra>",
+                ),
+                row=1,
+                col=col,
+            )
+    fig.update_layout(**base_layout("Reference runs, every seed: nats per digit (lower is better)", height=height))
+    fig.update_xaxes(title="epoch")
+    fig.update_yaxes(range=[85, 140])
+    return fig
+
+
+def binarization_figure(control: Mapping[str, Mapping], height: int = 400) -> go.Figure:
+    """Training loss and validation -ELBO of the same run with fixed and with dynamic binarization."""
+    if set(control) != {"fixed", "dynamic"}:
+        raise ValueError(f"control must hold 'fixed' and 'dynamic' runs, got {sorted(control)}")
+    fig = go.Figure()
+    for i, (kind, run) in enumerate(control.items()):
+        epochs = [h["epoch"] for h in run["history"]]
+        for key, dash in (("train_loss", "dot"), ("val_neg_elbo", "solid")):
+            label = "training loss" if key == "train_loss" else "validation −ELBO"
+            fig.add_trace(
+                go.Scatter(
+                    x=epochs,
+                    y=[h[key] for h in run["history"]],
+                    name=f"{kind}: {label}",
+                    line={"color": COLORS[i], "dash": dash},
+                )
+            )
+    fig.update_layout(**base_layout("Fixed against dynamic binarization (gs, seed 0)", height=height))
+    fig.update_xaxes(title="epoch")
+    fig.update_yaxes(title="nats per digit", range=[85, 130])
+    return fig
+
+
+def _cell(value: float | None, sd: float | None = None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.1f}" if sd is None else f"{value:.1f} ± {sd:.1f}"
+
+
+def reference_table_html(rows: Sequence[Mapping[str, object]], iw_samples: int) -> str:
+    """The reference runs beside Table 1: −ELBO and −L_m as mean ± sd over seeds, and the best run's −L_m."""
+    n_sub = rows[0]["iw_subset_images"] if rows else 0
+    head = (
+        "<th>estimator</th><th>seeds</th><th>test −ELBO<br>(10,000 digits)</th>"
+        f"<th>test −L<sub>{iw_samples}</sub><br>(first {n_sub:,} digits)</th>"
+        f"<th>best run's −L<sub>{iw_samples}</sub><br>(10,000 digits)</th>"
+        "<th>Table 1 row</th><th>Table 1</th><th>gap (−ELBO)</th><th>gap (−L)</th>"
+    )
+    body = []
+    for r in rows:
+        gap_e = "–" if r["gap_elbo"] is None else f"{r['gap_elbo']:+.1f}"
+        gap_i = "–" if r["gap_iw"] is None else f"{r['gap_iw']:+.1f}"
+        body.append(
+            f"<tr><td><code>{html.escape(str(r['estimator']))}</code></td><td>{r['seeds']}</td>"
+            f"<td>{_cell(r['neg_elbo_mean'], r['neg_elbo_sd'])}</td>"
+            f"<td>{_cell(r['neg_iw_subset_mean'], r['neg_iw_subset_sd'])}</td><td>{_cell(r['best_neg_iw'])}</td>"
+            f"<td>{html.escape(str(r['paper_row'] or '(newer than the paper)'))}</td><td>{_cell(r['paper'])}</td>"
+            f"<td>{gap_e}</td><td>{gap_i}</td></tr>"
+        )
+    return f"<table class='table'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def paper_table_html(rows: Sequence[Mapping[str, object]]) -> str:
+    """Every row of Table 1's VAE column, with our mean −ELBO and best −L beside the rows we ran."""
+    head = "<th>Table 1 row</th><th>Table 1 (nats)</th><th>ours</th><th>our −ELBO</th><th>our −L<sub>1000</sub></th>"
+    body = []
+    for r in rows:
+        ours = "–" if r["estimator"] is None else f"<code>{html.escape(str(r['estimator']))}</code>"
+        body.append(
+            f"<tr><td>{html.escape(str(r['paper_row']))}</td><td>{r['paper']:.1f}</td><td>{ours}</td>"
+            f"<td>{_cell(r['neg_elbo'])}</td><td>{_cell(r['neg_iw'])}</td></tr>"
         )
     return f"<table class='table'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
