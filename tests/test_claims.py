@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from gumbel_book.claims import CHAPTERS, claim_asserts, claims_register, count_claims
+from gumbel_book.claims import CHAPTERS, book_sources, claim_asserts, claims_register, count_claims
 
 ROOT = Path(__file__).resolve().parents[1]
 FLOORS = json.loads((ROOT / "tests" / "claim_floors.json").read_text())
@@ -93,3 +93,11 @@ def test_register_reads_every_chapter_and_says_none_without_sources(tmp_path):
     assert claims_register(tmp_path) is None  # a notebook downloaded on its own: nothing to count
     with pytest.raises(FileNotFoundError, match="no chapter source"):
         count_claims(tmp_path / "missing.md")
+
+
+def test_book_sources_prefers_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT / "book")
+    assert book_sources() == ROOT / "book"
+    monkeypatch.chdir(tmp_path)  # elsewhere: the book next to an editable install, or the (empty) working directory
+    found = book_sources()
+    assert found == tmp_path or (found / "intro.md").is_file()

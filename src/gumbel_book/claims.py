@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-__all__ = ["CHAPTERS", "CLAIM_TAG", "HIDE_TAG", "claim_asserts", "claims_register", "count_claims"]
+__all__ = ["CHAPTERS", "CLAIM_TAG", "HIDE_TAG", "book_sources", "claim_asserts", "claims_register", "count_claims"]
 
 CLAIM_TAG = "claim"
 """The cell tag that marks a guarded-claim cell (together with :data:`HIDE_TAG`)."""
@@ -68,6 +68,16 @@ def count_claims(path: str | Path) -> int:
     if not path.is_file():
         raise FileNotFoundError(f"no chapter source at {path}")
     return len(claim_asserts(path))
+
+
+def book_sources() -> Path:
+    """Where the chapter sources are: the working directory (the book build runs each page from ``book/``),
+    else ``book/`` of the repository this package was installed from in editable mode, else the working directory."""
+    here = Path.cwd()
+    if (here / "intro.md").is_file():
+        return here
+    repo_book = Path(__file__).resolve().parents[2] / "book"
+    return repo_book if (repo_book / "intro.md").is_file() else here
 
 
 def claims_register(book_dir: str | Path = ".", chapters: tuple[str, ...] = CHAPTERS) -> dict[str, int] | None:
