@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import scipy.stats
@@ -62,3 +64,18 @@ def test_cuda_and_cpu_agree_in_distribution(cuda_gen):
     gpu = gb.gumbel_softmax(lg.cuda().expand(n, -1), tau=0.7, generator=cuda_gen)[:, 0].cpu().numpy()
     cpu = gb.gumbel_softmax(lg.expand(n, -1), tau=0.7, generator=torch.Generator().manual_seed(0))[:, 0].numpy()
     assert scipy.stats.ks_2samp(np.asarray(gpu), cpu).pvalue > ALPHA
+
+
+def test_float32_noise_on_cuda_is_capped_like_the_eps_form():
+    """gumbel_max.md says: on CUDA, float32 noise never exceeds the 2^-24-grid cap of about 16.64, because CUDA's
+    ``exponential_`` starts from a float32 uniform on that grid. Under the true Gumbel law about 63 of the 2^30 draws
+    would exceed 16.64 (P(zero) = e^-63); if this fails, PyTorch changed and the book's sentence must change too."""
+    cap = -math.log(-math.log1p(-(2.0**-24)))  # 16.6355...
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    above, largest = 0, -math.inf
+    for _ in range(8):
+        g = gb.sample_gumbel(2**27, device="cuda", dtype=torch.float32, generator=gen)
+        above += int((g > 16.64).sum())
+        largest = max(largest, float(g.max()))
+    assert above == 0, f"{above} float32 CUDA draws exceeded 16.64: the book's CUDA paragraph in gumbel_max.md is stale"
+    assert largest <= cap + 1e-3, (largest, cap)

@@ -15,6 +15,7 @@ from gumbel_book.estimators import (
     ESTIMATORS,
     LABELS,
     TAU_FREE,
+    bias_against_tau,
     estimate_grad,
     exact_grad,
     expected_value,
@@ -26,10 +27,10 @@ from gumbel_book.estimators import (
     sample_grads,
     target_objective,
     toy_problems,
+    zero_temperature_limit,
 )
 from gumbel_book.exercises.straight_through import check_straight_through_layer, exact_mean
 from gumbel_book.figures.straight_through import (
-    BIAS_FLOOR,
     bias_figure,
     cosine_figure,
     edge_figure,
@@ -331,15 +332,107 @@ def test_run_lab_bad_arguments():
         run_lab({"linear": PROBLEMS["linear"]}, estimators=("nope",))
 
 
+# ------------------------------------------------------------------------------------------ tau -> 0
+
+
+@pytest.mark.parametrize("problem", ["linear", "quadratic", "target", "target100"])
+def test_zero_temperature_limit_is_the_mean_of_reinmax_at_tau_one(problem):
+    p = PROBLEMS[problem]
+    limit = zero_temperature_limit(p.logits, p.f)
+    assert torch.allclose(limit, exact_mean("reinmax", p.logits, p.f, 1.0), atol=1e-12, rtol=1e-10)
+
+
+def test_zero_temperature_limit_exact_for_quadratics_only():
+    gen = torch.Generator().manual_seed(7)
+    for _ in range(5):
+        logits = torch.randn(6, generator=gen, dtype=torch.float64)
+        a = torch.randn(6, 6, generator=gen, dtype=torch.float64)
+        b = torch.randn(6, generator=gen, dtype=torch.float64)
+
+        def quadratic(z, a=a, b=b):
+            return ((z @ a) * z).sum(-1) + z @ b
+
+        assert torch.allclose(zero_temperature_limit(logits, quadratic), exact_grad(logits, quadratic), atol=1e-12)
+    p = PROBLEMS["target"]
+    g = exact_grad(p.logits, p.f)
+    assert (zero_temperature_limit(p.logits, p.f) - g).norm() > 0.5 * g.norm()
+
+
+@pytest.mark.parametrize("name", ["st_gumbel_softmax", "gumbel_softmax"])
+def test_small_tau_means_approach_their_limits(name):
+    """At tau = 0.02 the mean ST-GS gradient is the zero-temperature limit, the relaxed GS one the exact gradient
+    (per-coordinate z-test at Z = 4.5); at tau = 1 both are far from those values."""
+    p = PROBLEMS["target"]
+    target = zero_temperature_limit(p.logits, p.f) if name == "st_gumbel_softmax" else exact_grad(p.logits, p.f)
+    grads = sample_grads(name, p.logits, p.f, 400_000, tau=0.02, generator=torch.Generator().manual_seed(11))[0]
+    assert bool((mean_z(grads, target) < Z).all())
+    warm = sample_grads(name, p.logits, p.f, 100_000, tau=1.0, generator=torch.Generator().manual_seed(12))[0]
+    assert float(mean_z(warm, target).max()) > 10
+
+
+@pytest.fixture(scope="module")
+def small_sweep():
+    problems = {k: PROBLEMS[k] for k in ("linear", "target")}
+    return bias_against_tau(problems, taus=(0.02, 0.2, 1.0), budget=1000.0, rao_budget=200.0, min_samples=800, seed=3)
+
+
+def test_sweep_shapes_counts_and_tau_free_rows(small_sweep):
+    sw = small_sweep
+    assert sw.taus == [0.02, 0.2, 1.0] and list(sw.bias) == ["linear", "target"]
+    assert sw.n_samples["st_gumbel_softmax"] == [50_000, 5000, 1000]
+    assert sw.n_samples["gumbel_rao"] == [10_000, 1000, 800]
+    assert sw.n_samples["reinforce"] == [50_000] * 3
+    for p in sw.bias:
+        for e in ESTIMATORS:
+            for d in (sw.bias, sw.noise, sw.to_limit):
+                assert d[p][e].shape == (3,) and bool((d[p][e] >= 0).all())
+            if e in TAU_FREE:
+                assert torch.equal(sw.bias[p][e], sw.bias[p][e][:1].expand(3))
+    assert sw.limit_bias["linear"] < 1e-12 and abs(sw.limit_bias["target"] - 1.0) < 0.1
+
+
+def test_sweep_shows_what_happens_as_tau_falls(small_sweep):
+    """The chapter's claims, on a smaller sweep: relaxed GS loses its bias, ST-GS and Gumbel-Rao keep theirs."""
+    sw = small_sweep
+    b, s = sw.bias["target"], sw.noise["target"]
+    assert float(b["gumbel_softmax"][0]) < 3 * float(s["gumbel_softmax"][0])
+    assert float(b["gumbel_softmax"][2]) > 3 * float(s["gumbel_softmax"][2])
+    for e in ("st_gumbel_softmax", "gumbel_rao"):
+        assert float(b[e][0]) > 3 * float(s[e][0])
+        assert float(sw.to_limit["target"][e][0]) < 3 * float(s[e][0])
+    for e in ("reinforce", "reinforce_baseline"):
+        assert bool((b[e] < 3 * s[e]).all())
+
+
+def test_sweep_bad_arguments():
+    one = {"linear": PROBLEMS["linear"]}
+    with pytest.raises(ValueError, match="budget"):
+        bias_against_tau(one, budget=0.0)
+    with pytest.raises(ValueError, match="rao_budget"):
+        bias_against_tau(one, rao_budget=float("nan"))
+    with pytest.raises(ValueError, match="taus"):
+        bias_against_tau(one, taus=())
+    with pytest.raises(ValueError, match="unknown estimator"):
+        bias_against_tau(one, estimators=("nope",))
+    with pytest.raises(TypeError, match="f must be a callable"):
+        zero_temperature_limit(PROBLEMS["linear"].logits, None)
+
+
 # ------------------------------------------------------------------------------------------ figures
 
 
-def test_bias_figure_data(small_lab):
-    fig = bias_figure(small_lab)
-    assert len(fig.data) == 2 * len(ESTIMATORS)
-    tr = fig.data[ESTIMATORS.index("st_gumbel_softmax")]
-    assert list(tr.x) == small_lab.taus
-    assert list(tr.y) == small_lab.bias["linear"]["st_gumbel_softmax"].clamp(min=BIAS_FLOOR).tolist()
+def test_bias_figure_data(small_sweep):
+    sw = small_sweep
+    fig = bias_figure(sw, band=2.0)
+    names = list(sw.bias["linear"])
+    assert len(fig.data) == len(sw.bias) * (2 * len(names) + 1)  # per problem: band + line per estimator, limit
+    band, line = fig.data[2 * names.index("st_gumbel_softmax")], fig.data[2 * names.index("st_gumbel_softmax") + 1]
+    y, half = sw.bias["linear"]["st_gumbel_softmax"], 2.0 * sw.noise["linear"]["st_gumbel_softmax"]
+    assert list(line.x) == sw.taus and list(line.y) == y.tolist()
+    t = len(sw.taus)
+    assert list(band.y[:t]) == (y + half).tolist() and list(band.y[t:]) == (y - half).clamp(min=0).flip(0).tolist()
+    limit = fig.data[2 * len(names)]
+    assert list(limit.y) == [sw.limit_bias["linear"]] * 2
     assert fig.layout.height > 0
 
 

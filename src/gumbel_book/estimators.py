@@ -2,8 +2,9 @@
 
 :func:`exact_grad` enumerates the K categories; :func:`estimate_grad` averages single-sample estimates
 from one of seven estimators. :func:`run_lab` measures every estimator's bias, spread and cosine
-similarity to the exact gradient over a grid of temperatures and sample counts, and
-:func:`optimization_race` minimises a toy objective with each of them.
+similarity to the exact gradient over a grid of temperatures and sample counts, :func:`bias_against_tau`
+follows the bias down to small temperatures, :func:`zero_temperature_limit` is the exact tau -> 0 limit of the
+mean ST-Gumbel-Softmax gradient, and :func:`optimization_race` minimises a toy objective with each estimator.
 """
 
 from __future__ import annotations
@@ -363,6 +364,120 @@ def lab_table(lab: LabResult, tau: float, n: int) -> list[dict[str, object]]:
             row[(p, "cosine")] = float(lab.cosine[p][name][i, j])
         rows.append(row)
     return rows
+
+
+# --------------------------------------------------------------------------------------------- tau -> 0
+
+
+def zero_temperature_limit(logits: torch.Tensor, f: Objective) -> torch.Tensor:
+    """The limit as tau -> 0 of the mean ST-Gumbel-Softmax (and Gumbel-Rao) gradient, shape ``[K]``.
+
+    It is ``1/2 sum_{i,j} pi_i pi_j (e_i - e_j)(e_i - e_j)^T grad f(e_i)``: the trapezoid-rule surrogate, which
+    is also the mean of ReinMax at tau = 1. It equals :func:`exact_grad` when ``f`` is quadratic, not in general.
+    """
+    _check_vector_logits(logits)
+    if not callable(f):
+        raise TypeError(f"f must be a callable mapping [n, K] one-hot rows to [n] values, got {type(f).__name__}")
+    k = logits.shape[0]
+    eye = torch.eye(k, dtype=logits.dtype, device=logits.device).requires_grad_(True)
+    (slopes,) = torch.autograd.grad(_evaluate(f, eye).sum(), eye)  # row i: grad f(e_i)
+    with torch.no_grad():
+        pi = torch.softmax(logits.detach(), dim=-1)
+        steps = slopes.diagonal().unsqueeze(1) - slopes  # [i, j]: (e_i - e_j)^T grad f(e_i)
+        w = pi.unsqueeze(1) * pi.unsqueeze(0) * steps
+        return 0.5 * (w.sum(dim=1) - w.sum(dim=0))
+
+
+@dataclass
+class TauSweep:
+    """Relative bias against the temperature (:func:`bias_against_tau`), float64 CPU tensors ``[problem][estimator]``.
+
+    ``bias[p][e]`` (shape ``[T]``) is ``||mean - g|| / ||g||`` over ``n_samples[e][t]`` single-sample estimates and
+    ``noise[p][e]`` its Monte Carlo noise level ``sqrt(tr Cov / n) / ||g||``: by the triangle inequality the true
+    relative bias differs from the measured one by at most the (relative) norm of the Monte Carlo error, whose
+    root mean square is the noise level. ``to_limit[p][e]`` is the relative distance of the mean to
+    :func:`zero_temperature_limit`, and ``limit_bias[p]`` that limit's relative bias (exact, no sampling).
+    """
+
+    taus: list[float]
+    titles: dict[str, str]
+    n_samples: dict[str, list[int]]
+    bias: dict[str, dict[str, torch.Tensor]]
+    noise: dict[str, dict[str, torch.Tensor]]
+    to_limit: dict[str, dict[str, torch.Tensor]]
+    limit_bias: dict[str, float]
+
+
+def _sweep_samples(name: str, tau: float, budget: float, rao_budget: float, min_samples: int) -> int:
+    """Samples for one point: the variance of the Gumbel estimators grows like 1/tau, so the count does too."""
+    b = rao_budget if name == "gumbel_rao" else budget
+    return max(min_samples, math.ceil(b / tau))
+
+
+def bias_against_tau(
+    problems: dict[str, ToyProblem] | None = None,
+    taus: Sequence[float] = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0),
+    *,
+    budget: float = 500.0,
+    rao_budget: float = 100.0,
+    min_samples: int = 2000,
+    estimators: Sequence[str] = ESTIMATORS,
+    mc_samples: int = 10,
+    seed: int = 0,
+) -> TauSweep:
+    """Each estimator's relative bias against tau, down to small tau, with its noise level.
+
+    A point at temperature ``tau`` averages ``max(min_samples, budget / tau)`` single-sample estimates
+    (``rao_budget`` for Gumbel-Rao, whose samples cost ``mc_samples`` softmaxes each), so the noise level stays
+    roughly flat although the variance grows like 1/tau. Temperature-free estimators are measured once, with
+    the count of the smallest tau. REINFORCE with a baseline uses leave-one-out groups of 8.
+    """
+    problems = toy_problems() if problems is None else problems
+    taus = [check_tau(t) for t in taus]
+    if not taus:
+        raise ValueError("taus must not be empty")
+    for name, value in (("budget", budget), ("rao_budget", rao_budget)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise ValueError(f"{name} must be a finite positive number, got {value!r}")
+    check_int(min_samples, "min_samples", 8)
+    check_int(mc_samples, "mc_samples")
+    names = [_check_name(e) for e in estimators]
+    t_min = min(taus)
+    counts = {
+        e: [_sweep_samples(e, t_min if e in TAU_FREE else t, budget, rao_budget, min_samples) for t in taus]
+        for e in names
+    }
+    bias: dict[str, dict[str, torch.Tensor]] = {}
+    noise: dict[str, dict[str, torch.Tensor]] = {}
+    to_limit: dict[str, dict[str, torch.Tensor]] = {}
+    limit_bias: dict[str, float] = {}
+    for pname, problem in problems.items():
+        gen = torch.Generator(device=problem.logits.device).manual_seed(seed)
+        g = exact_grad(problem.logits, problem.f)
+        norm = g.norm()
+        limit = zero_temperature_limit(problem.logits, problem.f)
+        limit_bias[pname] = float((limit - g).norm() / norm)
+        bias[pname], noise[pname], to_limit[pname] = {}, {}, {}
+        for name in names:
+            rows: list[tuple[float, float, float]] = []
+            for i, tau in enumerate(taus):
+                if name in TAU_FREE and i > 0:
+                    rows.append(rows[0])
+                    continue
+                n = counts[name][i]
+                group = 8 if name == "reinforce_baseline" else 1
+                grads = sample_grads(
+                    name, problem.logits, problem.f, group, math.ceil(n / group),
+                    tau=tau, mc_samples=mc_samples, generator=gen,
+                ).reshape(-1, g.shape[0])  # fmt: skip
+                mean = grads.mean(dim=0)
+                se = (grads.var(dim=0).sum() / grads.shape[0]).sqrt() / norm
+                rows.append((float((mean - g).norm() / norm), float(se), float((mean - limit).norm() / norm)))
+            bias[pname][name] = torch.tensor([r[0] for r in rows], dtype=torch.float64)
+            noise[pname][name] = torch.tensor([r[1] for r in rows], dtype=torch.float64)
+            to_limit[pname][name] = torch.tensor([r[2] for r in rows], dtype=torch.float64)
+    titles = {p: problems[p].title for p in problems}
+    return TauSweep(taus, titles, counts, bias, noise, to_limit, limit_bias)
 
 
 # --------------------------------------------------------------------------------------------- the race

@@ -1,6 +1,7 @@
 """Figures and the table of the straight-through chapter's estimator lab.
 
-The data come from :mod:`gumbel_book.estimators` (``run_lab``, ``lab_table``, ``optimization_race``),
+The data come from :mod:`gumbel_book.estimators` (``bias_against_tau``, ``run_lab``, ``lab_table``,
+``optimization_race``),
 which the tests check; the functions here only draw them.
 """
 
@@ -13,11 +14,8 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from ..estimators import ESTIMATORS, LABELS, LabResult
+from ..estimators import ESTIMATORS, LABELS, LabResult, TauSweep
 from ..plotting import COLORS, base_layout, slider
-
-BIAS_FLOOR = 1e-3
-"""Relative biases below this are drawn at this value (a log axis cannot show 0)."""
 
 
 def _color(name: str) -> str:
@@ -54,18 +52,60 @@ def _estimator_line(name: str, x: list, y: list, show_legend: bool, hover: str, 
     )
 
 
-def bias_figure(lab: LabResult) -> go.Figure:
-    """Relative bias ``||E g_hat - g|| / ||g||`` against tau, one panel per problem, one line per estimator."""
-    fig, cells = _grid(lab, 640, "Relative bias against the temperature")
-    for k, (p, r, c) in enumerate(cells):
-        for name in lab.bias[p]:
-            y = lab.bias[p][name].clamp(min=BIAS_FLOOR).tolist()
-            se = lab.bias_se[p][name].tolist()
-            hover = "<br>τ = %{x}<br>bias = %{y:.3g} (noise ≈ %{customdata:.2g})"
-            fig.add_trace(_estimator_line(name, lab.taus, y, k == 0, hover, customdata=se), row=r, col=c)
-        fig.update_xaxes(type="log", title_text="τ" if r == max(x[1] for x in cells) else None, row=r, col=c)
-        fig.update_yaxes(type="log", title_text="relative bias" if c == 1 else None, row=r, col=c)
-    fig.update_layout(legend={"orientation": "h", "y": -0.12, "x": 0})
+def _band_color(name: str, alpha: float = 0.18) -> str:
+    h = _color(name).lstrip("#")
+    return f"rgba({int(h[0:2], 16)}, {int(h[2:4], 16)}, {int(h[4:6], 16)}, {alpha})"
+
+
+def bias_figure(sweep: TauSweep, band: float = 2.0) -> go.Figure:
+    """Relative bias against tau, one panel per problem: a line per estimator with a band of ``band`` noise levels,
+    and the exact relative bias of the tau -> 0 limit of ST-Gumbel-Softmax and Gumbel-Rao as a dashed line."""
+    problems = list(sweep.bias)
+    fig = make_subplots(
+        rows=1, cols=len(problems), subplot_titles=[sweep.titles[p] for p in problems], horizontal_spacing=0.07
+    )
+    fig.update_layout(**base_layout("Relative bias against the temperature", height=520))
+    x = list(sweep.taus)
+    for k, p in enumerate(problems):
+        col = k + 1
+        for name in sweep.bias[p]:
+            y = sweep.bias[p][name]
+            half = band * sweep.noise[p][name]
+            upper, lower = (y + half).tolist(), (y - half).clamp(min=0.0).tolist()
+            fig.add_trace(
+                go.Scatter(
+                    x=x + x[::-1],
+                    y=upper + lower[::-1],
+                    fill="toself",
+                    fillcolor=_band_color(name),
+                    line={"width": 0},
+                    hoverinfo="skip",
+                    legendgroup=name,
+                    showlegend=False,
+                    name=f"{LABELS[name]} ± {band:g} noise levels",
+                ),
+                row=1,
+                col=col,
+            )
+            hover = "<br>τ = %{x}<br>bias = %{y:.3f} ± %{customdata:.3f}"
+            fig.add_trace(_estimator_line(name, x, y.tolist(), k == 0, hover, customdata=half.tolist()), row=1, col=col)
+        fig.add_trace(
+            go.Scatter(
+                x=[x[0], x[-1]],
+                y=[sweep.limit_bias[p]] * 2,
+                mode="lines",
+                line={"color": "#000000", "dash": "dash", "width": 1.5},
+                name="τ → 0 limit of ST-GS and Gumbel-Rao (= ReinMax at τ = 1 in expectation)",
+                legendgroup="limit",
+                showlegend=k == 0,
+                hovertemplate="τ → 0 limit of ST-GS: bias %{y:.3f}<extra></extra>",
+            ),
+            row=1,
+            col=col,
+        )
+        fig.update_xaxes(type="log", title_text="τ", row=1, col=col)
+        fig.update_yaxes(rangemode="tozero", title_text="relative bias" if col == 1 else None, row=1, col=col)
+    fig.update_layout(legend={"orientation": "h", "y": -0.2, "x": 0}, margin={"b": 150})
     return fig
 
 
