@@ -44,8 +44,8 @@ def _config(cell: nbformat.NotebookNode, chapter: str) -> dict:
     }
     if wrong or config.get("name") != chapter:
         raise ValueError(
-            f"{chapter}: the ASSIGNMENT CONFIG must have name: {chapter}, {REQUIRED_CONFIG} and tests: {REQUIRED_TESTS}; "
-            f"found {config}"
+            f"{chapter}: the ASSIGNMENT CONFIG must have name: {chapter}, {REQUIRED_CONFIG} "
+            f"and tests: {REQUIRED_TESTS}; found {config}"
         )
     return config
 

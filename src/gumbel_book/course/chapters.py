@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,9 +84,9 @@ def discover_chapters(root: Path | None = None, only: list[str] | None = None) -
     return chapters
 
 
-def _blocks(markdown: str) -> list[tuple[str | None, str, str]]:
-    """Split Markdown into top-level pieces ``(directive or None, argument, body)``; plain text has no directive."""
-    pieces: list[tuple[str | None, str, str]] = []
+def _blocks(markdown: str) -> list[tuple[str | None, str, str, str]]:
+    """Split Markdown into top-level pieces ``(directive or None, argument, body, original text)``."""
+    pieces: list[tuple[str | None, str, str, str]] = []
     lines, text, i = markdown.splitlines(), [], 0
     while i < len(lines):
         m = _OPEN.match(lines[i])
@@ -94,32 +95,65 @@ def _blocks(markdown: str) -> list[tuple[str | None, str, str]]:
             i += 1
             continue
         if text:
-            pieces.append((None, "", "\n".join(text)))
+            pieces.append((None, "", "\n".join(text), "\n".join(text)))
             text = []
         fence, name, argument = m.group(1), m.group(2), m.group(3).strip()
         j = i + 1
         while j < len(lines) and not (
-            lines[j].strip().startswith(fence[0] * len(fence)) and not lines[j].strip().strip(fence[0])
+            lines[j].strip() and set(lines[j].strip()) == {fence[0]} and len(lines[j].strip()) >= len(fence)
         ):
             j += 1
         body = [line for line in lines[i + 1 : j] if not line.startswith(":")]
-        pieces.append((name, argument, "\n".join(body).strip()))
+        pieces.append((name, argument, "\n".join(body).strip(), "\n".join(lines[i : j + 1])))
         i = j + 1
     if text:
-        pieces.append((None, "", "\n".join(text)))
+        pieces.append((None, "", "\n".join(text), "\n".join(text)))
     return pieces
 
 
 def student_markdown(markdown: str, drop: tuple[str, ...] = ("solution-start", "solution-end")) -> str:
     """Book Markdown for a notebook: ``drop`` directives removed, ``{exercise}`` as a bold title and its text."""
     out = []
-    for name, argument, body in _blocks(markdown):
-        if name is None:
-            out.append(body)
-        elif name in drop:
+    for name, argument, body, _ in _blocks(markdown):
+        if name in drop:
             continue
-        elif name == "exercise":
+        if name == "exercise":
             out.append((f"**Exercise: {argument}**" if argument else "**Exercise**") + "\n\n" + body)
         else:
             out.append(body)
     return "\n\n".join(piece.strip() for piece in out if piece.strip())
+
+
+def strip_solutions(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of a book notebook without solutions: gated solutions (start to end), ``{solution}`` directives,
+    otter marker cells and tests blocks are removed; everything else, outputs included, stays as it is."""
+    nb = copy.deepcopy(nb)
+    cells, in_solution, in_tests = [], False, False
+    for cell in nb.cells:
+        if cell.cell_type == "raw":
+            head = cell.source.strip().splitlines()[0].strip().upper() if cell.source.strip() else ""
+            if head == "# BEGIN TESTS":
+                in_tests = True
+            elif head == "# END TESTS":
+                in_tests = False
+            if head.startswith("# "):
+                continue
+        if in_tests:
+            continue
+        if cell.cell_type != "markdown":
+            if not in_solution:
+                cells.append(cell)
+            continue
+        kept = []
+        for name, _, _, original in _blocks(cell.source):
+            if name == "solution-start":
+                in_solution = True
+            elif name == "solution-end":
+                in_solution = False
+            elif name != "solution" and not in_solution:
+                kept.append(original)
+        if any(piece.strip() for piece in kept):
+            cell.source = "\n".join(kept).strip() + "\n"
+            cells.append(cell)
+    nb.cells = cells
+    return nb
