@@ -20,25 +20,13 @@ import pytest
 from gumbel_book.course import discover_chapters, find_leaks, hidden_test_sources, solution_lines
 from gumbel_book.course.build import assignment_notebook, build_chapter
 from gumbel_book.course.chapters import strip_solutions
+from gumbel_book.course.demo import WRONG, write_demo_submissions
 from gumbel_book.course.grade import grade_folder
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = [c.name for c in discover_chapters(ROOT)]
-
-# One deliberately wrong answer per chapter: (question, the name it defines, wrong code that replaces it).
-WRONG = {
-    "reparameterization": (
-        "reparam-exponential",
-        "def rsample(rate, n, generator=None):\n"
-        "    return torch.empty(n, dtype=rate.dtype).exponential_(generator=generator) * rate\n",
-    ),
-    "gumbel_max": ("gm-top2", "top2_probability = 0.3 * 0.5\n"),
-    "gumbel_softmax": ("gs-binary-concrete", "def log_density(y1, logit_diff, tau):\n    return torch.log(y1)\n"),
-    "straight_through": ("st-layer", "def my_st(logits, generator):\n    return torch.softmax(logits, dim=-1)\n"),
-    "categorical_vae": ("vae-iw-bound", "def iw(log_w):\n    return log_w.mean(0)\n"),
-}
 
 
 def test_every_chapter_with_exercises_is_coursework():
@@ -56,18 +44,6 @@ def course(tmp_path_factory):
     return out, {s["chapter"]: s for s in summaries}
 
 
-def _with_wrong_answer(reference: nbformat.NotebookNode, chapter: str) -> nbformat.NotebookNode:
-    """The reference notebook with one answer replaced by a wrong one, right after the cell that defines it."""
-    question, code = WRONG[chapter]
-    name = re.match(r"(?:def )?(\w+)", code).group(1)
-    nb = nbformat.from_dict(json.loads(json.dumps(reference)))
-    for i, cell in enumerate(nb.cells):
-        if cell.cell_type == "code" and re.search(rf"^(def {name}\(|{name} = )", cell.source, re.M):
-            nb.cells.insert(i + 1, nbformat.v4.new_code_cell(code))
-            return nb
-    raise AssertionError(f"no cell defines {name} in {chapter}")
-
-
 @pytest.fixture(scope="module")
 def graded(course, tmp_path_factory):
     """Grade reference, untouched and one-wrong submissions of every chapter with ``otter run``."""
@@ -75,10 +51,7 @@ def graded(course, tmp_path_factory):
     results = {}
     for chapter in CHAPTERS:
         subs = tmp_path_factory.mktemp(f"submissions-{chapter}")
-        reference = nbformat.read(out / chapter / "autograder" / f"{chapter}.ipynb", as_version=4)
-        nbformat.write(reference, subs / "reference.ipynb")
-        nbformat.write(nbformat.read(out / chapter / "student" / f"{chapter}.ipynb", 4), subs / "untouched.ipynb")
-        nbformat.write(_with_wrong_answer(reference, chapter), subs / "one_wrong.ipynb")
+        write_demo_submissions(out, chapter, subs)
         graded_dir = tmp_path_factory.mktemp(f"grades-{chapter}")
         rows = grade_folder(subs, chapter, out, graded_dir, timeout=600, jobs=2)
         results[chapter] = ({Path(r["submission"]).stem: r for r in rows}, graded_dir)
