@@ -53,6 +53,7 @@ def page(server):
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         context = browser.new_context()
+        context.set_default_timeout(120_000)  # the first page loads MathJax and plotly.js on a busy machine
         context.route("**/*", lambda r: r.continue_() if r.request.url.startswith(server) else r.abort())
         yield context.new_page()
         browser.close()
