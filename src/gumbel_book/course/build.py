@@ -139,6 +139,9 @@ def build_chapter(chapter: Chapter, out: Path, *, instructor: bool = True) -> di
     zips[0].rename(dest / "autograder" / f"{chapter.name}-autograder.zip")
 
     student = nbformat.read(dest / "student" / f"{chapter.name}.ipynb", as_version=4)
+    # A solution cell wrapped whole in "# BEGIN SOLUTION NO PROMPT" (a hidden assert) leaves an empty cell: drop it.
+    student.cells = [c for c in student.cells if c.cell_type != "code" or c.source.strip()]
+    nbformat.write(student, dest / "student" / f"{chapter.name}.ipynb")
     leaks = find_leaks(source, student)
     if leaks:
         raise RuntimeError(f"{chapter.name}: the student notebook leaks\n" + "\n".join(leaks))
