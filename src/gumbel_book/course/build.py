@@ -129,6 +129,7 @@ def build_chapter(chapter: Chapter, out: Path, *, instructor: bool = True) -> di
         _run(
             [*otter_command(), "assign", "--no-pdfs", "--no-run-tests", str(master), str(Path(tmp) / "dist")],
             ASSIGN_TIMEOUT_S,
+            cwd=Path(tmp),
         )
         dist = Path(tmp) / "dist"
         shutil.copytree(dist / "student", dest / "student")

@@ -28,10 +28,17 @@ def load_points(course_dir: Path, chapter: str) -> dict:
 
 
 def _otter_run(submission: Path, autograder: Path, out: Path, timeout: float) -> tuple[str, str]:
-    """Run ``otter run`` in its own process group; kill the whole group when it runs past ``timeout``."""
+    """Run ``otter run`` (in ``out``, where its scratch files go) in its own process group; kill the whole group
+    when it runs past ``timeout``."""
     cmd = [*otter_command(), "run", "--no-logo", "-a", str(autograder), "-o", str(out), str(submission)]
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True, env=os.environ.copy()
+        cmd,
+        cwd=out,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        env=os.environ.copy(),
     )
     try:
         log, _ = proc.communicate(timeout=timeout)
