@@ -506,8 +506,16 @@ def test_optimization_race():
 # ------------------------------------------------------------------------------------------ exercises
 
 
+def _own_st(lg, gen, tau=None):
+    """Plain straight-through written from scratch (or ST-Gumbel-Softmax with ``tau``), as a student would."""
+    g = -torch.log(torch.empty_like(lg).exponential_(generator=gen).clamp(min=1e-300))
+    y_hard = torch.nn.functional.one_hot((lg.detach() + g).argmax(-1), lg.shape[-1]).to(lg.dtype)
+    y_soft = torch.softmax(lg, -1) if tau is None else torch.softmax((lg + g) / tau, -1)
+    return y_hard + (y_soft - y_soft.detach())
+
+
 def test_check_straight_through_layer(capsys):
-    check_straight_through_layer(lambda lg, gen: straight_through_softmax(lg, generator=gen))
+    assert check_straight_through_layer(_own_st) is None
     assert "correct" in capsys.readouterr().out
 
     def soft(lg, gen):
@@ -515,20 +523,12 @@ def test_check_straight_through_layer(capsys):
 
     with pytest.raises(AssertionError, match="one-hot"):
         check_straight_through_layer(soft)
-
-    def st_gs(lg, gen):
-        from gumbel_book import gumbel_softmax
-
-        return gumbel_softmax(lg, 1.0, hard=True, generator=gen)
-
     with pytest.raises(AssertionError, match="backward"):
-        check_straight_through_layer(st_gs)
-
-    def detached(lg, gen):
-        return straight_through_softmax(lg, generator=gen).detach()
-
+        check_straight_through_layer(lambda lg, gen: _own_st(lg, gen, tau=1.0))  # ST-Gumbel-Softmax
     with pytest.raises(AssertionError, match="no gradient"):
-        check_straight_through_layer(detached)
+        check_straight_through_layer(lambda lg, gen: _own_st(lg, gen).detach())
+    with pytest.raises(AssertionError, match="not allowed in this exercise"):
+        check_straight_through_layer(lambda lg, gen: straight_through_softmax(lg, generator=gen))
 
 
 def test_exact_mean_bad_name():

@@ -1,0 +1,98 @@
+"""The leak check: no solution line and no hidden test may reach a student notebook.
+
+Otter copies solution lines without markers to students silently, so every build runs this check.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import nbformat
+
+from .chapters import is_marker
+
+MIN_CHARS = 12  # shorter lines ("$$", "return y", a closing bracket) are not telling and occur in prompts too
+_SOLUTION_LINE = re.compile(r"^(.*?)\s*# ?SOLUTION\s*$")
+
+
+def _blocks(nb: nbformat.NotebookNode):
+    """Yield ``(block, cell)`` for every non-marker cell: block is "solution", "tests" or "" (elsewhere)."""
+    block = ""
+    for cell in nb.cells:
+        if cell.cell_type == "raw":
+            head = cell.source.strip().splitlines()[0].strip().upper() if cell.source.strip() else ""
+            if head in ("# BEGIN SOLUTION", "# BEGIN TESTS"):
+                block = head.split()[-1].lower()
+                continue
+            if head in ("# END SOLUTION", "# END TESTS"):
+                block = ""
+                continue
+        yield block, cell
+
+
+def solution_lines(nb: nbformat.NotebookNode) -> list[str]:
+    """Every line an answer consists of: marked lines of solution code cells and all lines of solution prose."""
+    lines: list[str] = []
+    for block, cell in _blocks(nb):
+        if block != "solution":
+            continue
+        if cell.cell_type == "markdown":
+            lines += [line.strip() for line in cell.source.splitlines()]
+            continue
+        inside = False
+        for line in cell.source.splitlines():
+            stripped = line.strip()
+            if stripped.startswith("# BEGIN SOLUTION"):
+                inside = True
+            elif stripped.startswith("# END SOLUTION"):
+                inside = False
+            elif inside:
+                lines.append(stripped)
+            elif m := _SOLUTION_LINE.match(line):
+                lines.append(m.group(1).strip())
+    return [line for line in lines if len(line) >= MIN_CHARS]
+
+
+def hidden_test_sources(nb: nbformat.NotebookNode) -> list[str]:
+    """The source of every hidden test cell (those whose test config says ``hidden: true``)."""
+    tests = []
+    for block, cell in _blocks(nb):
+        if block == "tests" and cell.cell_type == "code":
+            head = cell.source.split("# END TEST CONFIG")[0]
+            if re.search(r"^\s*hidden:\s*true\s*$", head, re.M | re.I):
+                tests.append(cell.source.split("# END TEST CONFIG")[-1].strip())
+    return tests
+
+
+def _hidden_lines(test: str) -> list[str]:
+    """The telling lines of a hidden test: its def line and the calls with the hidden inputs."""
+    return [line.strip() for line in test.splitlines() if len(line.strip()) >= MIN_CHARS and "import" not in line]
+
+
+def find_leaks(source_nb: nbformat.NotebookNode, student_nb: nbformat.NotebookNode) -> list[str]:
+    """Every solution line or hidden-test line of ``source_nb`` found in ``student_nb``'s cells or metadata."""
+    haystacks = [cell.source for cell in student_nb.cells]
+    haystacks += [json.dumps(cell.get("metadata", {})) for cell in student_nb.cells]
+    haystacks.append(json.dumps(student_nb.metadata))
+    text = "\n".join(haystacks)
+    escaped = json.dumps(text)
+    leaks = [f"solution line: {line!r}" for line in solution_lines(source_nb) if line in text]
+    for test in hidden_test_sources(source_nb):
+        leaks += [f"hidden test line: {line!r}" for line in _hidden_lines(test) if line in text or line in escaped]
+    return leaks
+
+
+def assert_marker_pairs(nb: nbformat.NotebookNode) -> None:
+    """Fail early, naming the cell, when a question has no solution block or no tests."""
+    question, has_solution, has_tests = None, False, False
+    for i, cell in enumerate(nb.cells):
+        if is_marker(cell, "# BEGIN QUESTION"):
+            question, has_solution, has_tests = i, False, False
+        elif is_marker(cell, "# BEGIN SOLUTION"):
+            has_solution = True
+        elif is_marker(cell, "# BEGIN TESTS"):
+            has_tests = True
+        elif is_marker(cell, "# END QUESTION"):
+            if not (has_solution and has_tests):
+                raise ValueError(f"the question starting at cell {question} needs a solution block and a tests block")
