@@ -42,9 +42,10 @@ SOFTMAX_ONE_TILE_MAX = 65536 if INTERPRETED else 8192
 SOFTMAX_LOOP_BLOCK = 16384 if INTERPRETED else 4096
 NUM_WARPS = 8
 
-_TWO_POW_M32 = 2.3283064365386963e-10  # 2**-32
-_TWO_POW_M64 = 5.421010862427522e-20  # 2**-64
-_BELOW_ONE = 0.99999994039535522  # the largest float32 below 1
+# Compiled kernels may read module globals only if they are constexpr.
+_TWO_POW_M32 = tl.constexpr(2.3283064365386963e-10)  # 2**-32
+_TWO_POW_M64 = tl.constexpr(5.421010862427522e-20)  # 2**-64
+_BELOW_ONE = tl.constexpr(0.99999994039535522)  # the largest float32 below 1
 
 
 @_jit
