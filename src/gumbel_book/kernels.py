@@ -157,7 +157,10 @@ def _check_covered(logits: torch.Tensor) -> None:
     if logits.dtype not in KERNEL_DTYPES:
         raise TypeError(f"the fused kernels cover {KERNEL_DTYPES}, got logits of dtype {logits.dtype}")
     if not INTERPRETED and logits.device.type != "cuda":
-        raise ValueError(f"the compiled kernels need a CUDA tensor, got one on {logits.device}")
+        raise ValueError(
+            f"the compiled kernels need a CUDA tensor, got one on {logits.device}; to run them on the CPU, "
+            "import gumbel_book.kernels before anything imports Triton (torch.optim does), or set TRITON_INTERPRET=1"
+        )
 
 
 def race_topk(logits: torch.Tensor, k: int, dim: int, generator: torch.Generator | None) -> torch.Tensor:
