@@ -6,7 +6,9 @@ at the end, so float16 and bfloat16 inputs never produce NaN (PyTorch #41663).
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import os
 from collections.abc import Sequence
 
 import torch
@@ -74,12 +76,33 @@ def _perturbed(logits: torch.Tensor, generator: torch.Generator | None) -> torch
     return logits.to(compute) + g
 
 
+#: Devices whose tensors go to the fused Triton kernels (:mod:`gumbel_book.kernels`).
+KERNEL_DEVICES = ("cuda",)
+#: Input dtypes the kernels cover (they compute in float32), and the largest ``k`` they take.
+KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+KERNEL_MAX_K = 32
+
+
+def use_kernels(logits: torch.Tensor, k: int = 1, tau: float | torch.Tensor = 1.0) -> bool:
+    """Whether a call goes to the fused Triton kernels: a CUDA tensor of a covered dtype, a small ``k``,
+    a float ``tau``, Triton installed, and ``GUMBEL_BOOK_KERNELS`` not set to ``0``."""
+    if logits.device.type not in KERNEL_DEVICES or os.environ.get("GUMBEL_BOOK_KERNELS", "1") == "0":
+        return False
+    if logits.dtype not in KERNEL_DTYPES or k > KERNEL_MAX_K or isinstance(tau, torch.Tensor):
+        return False
+    return importlib.util.find_spec("triton") is not None
+
+
 def gumbel_max(logits: torch.Tensor, dim: int = -1, *, generator: torch.Generator | None = None) -> torch.Tensor:
     """Sample int64 indices distributed as Categorical(softmax(logits)) by ``argmax(logits + g)``.
 
     Logits need only be known up to an additive constant; -inf entries are never sampled.
     """
     dim = check_logits(logits, dim)
+    if use_kernels(logits):
+        from .kernels import race_topk
+
+        return race_topk(logits, 1, dim, generator).squeeze(dim)
     return _perturbed(logits, generator).argmax(dim=dim)
 
 
@@ -91,6 +114,16 @@ def gumbel_topk(
     The ordered tuple has the law of sequential sampling without replacement from
     softmax(logits) (Kool, van Hoof & Welling 2019). The result has ``k`` in place of ``dim``.
     """
+    dim = check_topk(logits, k, dim)
+    if use_kernels(logits, k=k):
+        from .kernels import race_topk
+
+        return race_topk(logits, k, dim, generator)
+    return _perturbed(logits, generator).topk(k, dim=dim).indices
+
+
+def check_topk(logits: torch.Tensor, k: int, dim: int) -> int:
+    """The argument checks of :func:`gumbel_topk`; returns ``dim`` made non-negative."""
     dim = check_logits(logits, dim)
     if isinstance(k, bool) or not isinstance(k, int):
         raise TypeError(f"k must be an int, got {k!r}")
@@ -104,7 +137,7 @@ def gumbel_topk(
                 f"k={k} exceeds the number of unmasked (finite) categories, which is {int(finite.min())} "
                 "in at least one row"
             )
-    return _perturbed(logits, generator).topk(k, dim=dim).indices
+    return dim
 
 
 def _tau_for(tau: float | torch.Tensor, dtype: torch.dtype, device: torch.device) -> float | torch.Tensor:
@@ -134,6 +167,10 @@ def gumbel_softmax(
         raise TypeError(f"hard must be a bool, got {hard!r}")
     tau = check_tau(tau)
     dim = check_logits(logits, dim)
+    if use_kernels(logits, tau=tau):
+        from .kernels import fused_gumbel_softmax
+
+        return fused_gumbel_softmax(logits, tau, hard, dim, generator)
     x = _perturbed(logits, generator)
     # Shift by the (detached) max before dividing, so that a tiny tau sends non-maximal entries to
     # -inf instead of overflowing the maximal one; softmax is shift-invariant, so this is exact.

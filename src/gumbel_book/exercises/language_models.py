@@ -1,0 +1,234 @@
+"""Check functions for the exercises of the language-models chapter.
+
+Each check takes the student's function, returns None (printing "correct") when it is right, and raises
+``AssertionError`` with a hint, never the expected values, when it is wrong; ``TypeError`` only when the
+answer is not a function. While the student's function runs, the package's samplers, this chapter's
+lab answers, ``torch.multinomial`` and ``torch.nn.functional.gumbel_softmax`` raise ``AssertionError``,
+so the check tests the student's own work. Statistical checks use fixed seeds and alpha = 1e-4.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import math
+import sys
+import types
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+from scipy import stats
+
+ALPHA = 1e-4
+N = 100_000
+
+# The ready-made answers disabled while the student's function runs ("module:function").
+FORBIDDEN = (
+    "gumbel_book.sampling:sample_gumbel",
+    "gumbel_book.sampling:gumbel_from_exponential",
+    "gumbel_book.sampling:gumbel_max",
+    "gumbel_book.sampling:gumbel_topk",
+    "gumbel_book.sampling:gumbel_softmax",
+    "gumbel_book.language_models_lab:exponential_race",
+    "gumbel_book.language_models_lab:top_k_logits",
+    "gumbel_book.language_models_lab:top_p_logits",
+    "gumbel_book.language_models_lab:generate",
+    "gumbel_book.language_models_lab:watermark_score",
+    "gumbel_book.language_models_lab:watermark_pvalue",
+    "gumbel_book.kernels:gumbel_max",
+    "gumbel_book.kernels:gumbel_topk",
+    "gumbel_book.kernels:gumbel_softmax",
+    "gumbel_book.kernels:race_topk",
+    "torch.nn.functional:gumbel_softmax",
+)
+
+
+def _correct() -> None:
+    print("correct")
+
+
+def _check_callable(fn: object) -> None:
+    if not callable(fn):
+        raise TypeError(f"the answer must be a function, got {type(fn).__name__}: {fn!r}")
+
+
+@contextlib.contextmanager
+def _own_work(rule: str) -> Iterator[None]:
+    """Disable the ready-made answers (by swapping code objects, so earlier imports are caught too)."""
+    swaps: list[tuple[object, str, object, bool]] = []  # (owner, name, old value, was in its __dict__)
+    codes: list[tuple[types.FunctionType, types.CodeType]] = []
+
+    def message(label: str) -> str:
+        return f"{label} is not allowed in this exercise: {rule}"
+
+    def raiser(label: str):
+        def forbidden(*args, **kwargs):
+            raise AssertionError(message(label))
+
+        return forbidden
+
+    def swap(owner: object, name: str, label: str) -> None:
+        swaps.append((owner, name, getattr(owner, name), name in vars(owner)))
+        setattr(owner, name, raiser(label))
+
+    try:
+        for spec in FORBIDDEN:
+            module_name, name = spec.split(":")
+            if module_name not in sys.modules and module_name.endswith("kernels"):
+                continue  # never imported, so never called; importing it would load Triton
+            module = importlib.import_module(module_name)
+            fn = getattr(module, name)
+            label = f"{module_name}.{name}"
+            if isinstance(fn, types.FunctionType) and fn.__closure__ is None:
+                # Swap the code object, so a name the student imported earlier is caught too.
+                namespace: dict = {}
+                body = f"def {name}(*args, **kwargs):\n    raise AssertionError({message(label)!r})\n"
+                exec(compile(body, f"<forbidden {label}>", "exec"), namespace)  # noqa: S102 - a fixed one-liner
+                codes.append((fn, fn.__code__))
+                fn.__code__ = namespace[name].__code__
+            else:
+                swap(module, name, label)
+        swap(torch, "multinomial", "torch.multinomial")
+        swap(torch.Tensor, "multinomial", "torch.Tensor.multinomial")
+        yield
+    finally:
+        for fn, code in reversed(codes):
+            fn.__code__ = code
+        for owner, name, old, in_dict in reversed(swaps):
+            if in_dict:
+                setattr(owner, name, old)
+            else:
+                delattr(owner, name)
+
+
+def _call(fn: Callable, *args, seed: int, rule: str):
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    with _own_work(rule):
+        try:
+            return fn(*args, generator=gen)
+        except TypeError as err:
+            if "generator" not in str(err):
+                raise
+            return fn(*args)
+
+
+def _indices(out: object, n: int, k: int, what: str) -> torch.Tensor:
+    assert isinstance(out, torch.Tensor), f"{what} must return a tensor of indices, got {type(out).__name__}"
+    assert out.shape == (n,), f"{what} must return one index per row, shape ({n},), got {tuple(out.shape)}"
+    assert not out.is_floating_point(), f"{what} must return integer indices, got dtype {out.dtype}"
+    assert int(out.min()) >= 0 and int(out.max()) < k, f"{what} returned indices outside [0, {k - 1}]"
+    return out.long().cpu()
+
+
+def _pvalue(counts: np.ndarray, probs: np.ndarray) -> float:
+    keep = probs > 0
+    return float(stats.chisquare(counts[keep], probs[keep] / probs[keep].sum() * counts.sum()).pvalue)
+
+
+RACE_CASES = (((1.0, 0.0, -1.0, 2.0), 1.0), ((1.0, 0.0, -1.0, 2.0), 0.5), ((0.5, -math.inf, 0.0, 1.5, -1.0), 2.0))
+
+
+def check_exponential_race(race: Callable) -> None:
+    """Exercise: ``race(logits, temperature, generator=None)`` samples softmax(logits / T) per row as argmax p / E."""
+    _check_callable(race)
+    rule = "use torch.softmax, Tensor.exponential_ (or torch.rand) and argmax"
+    for j, (case, t) in enumerate(RACE_CASES):
+        logits = torch.tensor(case).expand(N, -1).clone()
+        idx = _indices(_call(race, logits, t, seed=j, rule=rule), N, len(case), "race(logits, temperature)")
+        counts = np.bincount(idx.numpy(), minlength=len(case))
+        target = torch.softmax(torch.tensor(case, dtype=torch.float64) / t, -1).numpy()
+        assert counts[target == 0].sum() == 0, "a masked (-inf) category was sampled: its probability is 0"
+        if _pvalue(counts, target) > ALPHA:
+            continue
+        hint = "the frequencies do not follow softmax(logits / temperature)"
+        if t != 1 and _pvalue(counts, torch.softmax(torch.tensor(case, dtype=torch.float64), -1).numpy()) > ALPHA:
+            hint += "; they follow softmax(logits): divide the logits by the temperature"
+        elif int(np.argmax(counts)) != int(np.argmax(target)):
+            hint += "; the least likely category wins most often: take the argmax of p / E, not of p * E"
+        raise AssertionError(f"for logits {list(case)} at temperature {t}: {hint}")
+    _correct()
+
+
+TOPK_CASE = (2.0, 0.5, 1.5, -1.0, 0.0, 1.0)
+
+
+def check_top_k_sampler(sample: Callable) -> None:
+    """Exercise: ``sample(logits, k, generator=None)`` draws one index per row from softmax(logits) cut to the top k."""
+    _check_callable(sample)
+    rule = "use torch.topk (or sort), Tensor.exponential_ or torch.rand, and argmax"
+    for j, k in enumerate((1, 3)):
+        logits = torch.tensor(TOPK_CASE).expand(N, -1).clone()
+        idx = _indices(_call(sample, logits, k, seed=10 + j, rule=rule), N, len(TOPK_CASE), "sample(logits, k)")
+        counts = np.bincount(idx.numpy(), minlength=len(TOPK_CASE))
+        lg = torch.tensor(TOPK_CASE, dtype=torch.float64)
+        keep = torch.zeros_like(lg, dtype=torch.bool).scatter(0, lg.topk(k).indices, True)
+        assert counts[~keep.numpy()].sum() == 0, f"with k={k} you sampled a category outside the k most likely"
+        target = torch.softmax(lg.masked_fill(~keep, -math.inf), -1).numpy()
+        if _pvalue(counts, target) <= ALPHA:
+            uniform = keep.double().numpy() / k
+            hint = (
+                "they are uniform over the top k: keep their relative probabilities"
+                if (_pvalue(counts, uniform) > ALPHA)
+                else "perturb the kept logits with Gumbel noise and take the argmax"
+            )
+            raise AssertionError(f"with k={k} the frequencies do not follow the truncated softmax: {hint}")
+    _correct()
+
+
+def _watermark_texts(key: int, n_texts: int, length: int, vocab: int, window: int, seed: int) -> dict:
+    """Texts from a random bigram model: keyed (watermarked) with ``key``, and plain Gumbel-max samples."""
+    from ..language_models_lab import keyed_uniforms
+    from ..sampling import gumbel_max
+
+    gen = torch.Generator().manual_seed(seed)
+    table = torch.randn(vocab, vocab, generator=gen)
+    out = {}
+    for kind in ("watermarked", "plain"):
+        ids = torch.randint(vocab, (n_texts, window), generator=gen)
+        for _ in range(length):
+            logits = table[ids[:, -1]]
+            if kind == "plain":
+                nxt = gumbel_max(logits, generator=gen)
+            else:
+                nxt = (logits.double() - torch.log(-torch.log(keyed_uniforms(key, ids[:, -window:], vocab)))).argmax(-1)
+            ids = torch.cat([ids, nxt[:, None]], 1)
+        out[kind] = ids
+    return out
+
+
+def check_watermark_detector(detect: Callable) -> None:
+    """Exercise: ``detect(tokens, key, vocab_size, window)`` returns the p-value of the keyed-Gumbel watermark test.
+
+    ``tokens`` is a 1-D tensor whose first ``window`` ids are the prompt. Watermarked texts must get
+    p-values below 1e-3, texts sampled without the key (or checked with another key) p-values that look uniform.
+    """
+    _check_callable(detect)
+    key, vocab, window = 2718, 40, 4
+    texts = _watermark_texts(key, n_texts=40, length=200, vocab=vocab, window=window, seed=7)
+    rule = "use keyed_uniforms, torch.log1p and scipy.stats.gamma"
+    with _own_work(rule):
+        p_marked = [detect(t.clone(), key, vocab, window) for t in texts["watermarked"]]
+        p_plain = [detect(t.clone(), key, vocab, window) for t in texts["plain"]]
+        p_other = [detect(t.clone(), key + 1, vocab, window) for t in texts["watermarked"]]
+    for p in p_marked + p_plain + p_other:
+        assert isinstance(p, float | np.floating) or (isinstance(p, torch.Tensor) and p.numel() == 1), (
+            f"detect must return one p-value (a float), got {type(p).__name__}"
+        )
+        assert 0 <= float(p) <= 1, f"a p-value lies in [0, 1], got {float(p)}"
+    p_marked, p_plain, p_other = (np.array([float(p) for p in ps]) for ps in (p_marked, p_plain, p_other))
+    assert (p_marked < 1e-3).all(), (
+        "some watermarked texts are not detected: score each token by -log(1 - r) with r its keyed uniform "
+        "(the uniform of the token that was chosen, from the window of tokens before it), and sum"
+    )
+    for name, ps in (
+        ("texts sampled without the key", p_plain),
+        ("watermarked texts checked with another key", p_other),
+    ):
+        ks = stats.kstest(ps, "uniform").pvalue
+        assert ks > ALPHA, (
+            f"the p-values of {name} are not uniform (KS p-value {ks:.2g}): without the key each term is Exp(1), "
+            "so the sum of n terms is Gamma(n, 1); score each (context, token) pair only once"
+        )
+    _correct()

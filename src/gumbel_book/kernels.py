@@ -1,0 +1,271 @@
+"""Fused Triton samplers: Gumbel-max, Gumbel-top-k and the Gumbel-Softmax forward in one pass over the logits.
+
+The noise never touches memory: each program draws its Exp(1) variates in registers from Philox
+(``tl.randint4x``), keyed by one 64-bit seed drawn from the torch generator and countered by the
+element's flat index, so a given generator state gives the same sample whatever the tiling.
+Gumbel-max is written as the exponential race ``argmax_i logit_i - log E_i`` (``-log E`` is Gumbel).
+
+The public samplers in :mod:`gumbel_book.sampling` call these kernels for CUDA tensors when Triton
+is installed (``GUMBEL_BOOK_KERNELS=0`` switches them off). On a machine without a CUDA GPU,
+importing this module turns on Triton's interpreter (``TRITON_INTERPRET=1``, unless Triton was
+imported already), so the same kernels run, slowly, on CPU tensors: that is how CI tests them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import torch
+
+if not torch.cuda.is_available() and "triton" not in sys.modules:
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import triton  # noqa: E402
+import triton.language as tl  # noqa: E402
+from triton.runtime.interpreter import InterpretedFunction  # noqa: E402
+from triton.runtime.jit import JITFunction  # noqa: E402
+
+from .sampling import KERNEL_DTYPES, KERNEL_MAX_K, check_topk  # noqa: E402
+from .validation import check_logits, check_tau  # noqa: E402
+
+#: Whether the kernels run in Triton's interpreter (CPU tensors) rather than compiled for a GPU.
+INTERPRETED: bool = isinstance(tl.randint4x, InterpretedFunction)
+_jit = InterpretedFunction if INTERPRETED else JITFunction
+
+# Tile sizes. On a GPU a program holds one tile in registers; in the interpreter every program
+# costs milliseconds of Python, so programs there take large tiles. A race tile is at most
+# RACE_BLOCK categories wide and RACE_TILE elements in all (several short rows per program).
+RACE_TILE = 65536 if INTERPRETED else 8192
+RACE_BLOCK = 65536 if INTERPRETED else 4096
+SOFTMAX_ONE_TILE_MAX = 65536 if INTERPRETED else 8192
+SOFTMAX_LOOP_BLOCK = 16384 if INTERPRETED else 4096
+NUM_WARPS = 8
+
+# Compiled kernels may read module globals only if they are constexpr.
+_TWO_POW_M32 = tl.constexpr(2.3283064365386963e-10)  # 2**-32
+_TWO_POW_M64 = tl.constexpr(5.421010862427522e-20)  # 2**-64
+_BELOW_ONE = tl.constexpr(0.99999994039535522)  # the largest float32 below 1
+
+
+@_jit
+def _exponential(seed, offsets):
+    """Exp(1) draws for the Philox counters ``offsets``: ``-log1p(-u)``, u in (0, 1) from 64 random bits.
+
+    Small draws (the ones that win a race) keep float32's full relative precision: u is built from
+    two 32-bit words, and log1p uses Goldberg's trick, exact because ``1 - w`` is exact for w in [1/2, 1].
+    """
+    r0, r1, _, _ = tl.randint4x(seed, offsets)
+    u = r0.to(tl.float32) * _TWO_POW_M32 + (r1.to(tl.float32) + 0.5) * _TWO_POW_M64
+    u = tl.minimum(u, _BELOW_ONE)
+    w = 1.0 - u
+    return tl.where(w == 1.0, u, -tl.log(w) * (u / (1.0 - w)))
+
+
+@_jit
+def _race_kernel(
+    x_ptr, val_ptr, idx_ptr, seed_ptr, M, N, n_tiles, K: tl.constexpr, ROWS: tl.constexpr, BLOCK: tl.constexpr
+):
+    """Per (row block, column tile): the top ``K`` of ``logit - log E`` in the tile, best first."""
+    pid = tl.program_id(0)
+    pid_r = pid // n_tiles
+    pid_t = pid % n_tiles
+    rows = (pid_r * ROWS + tl.arange(0, ROWS)).to(tl.int64)
+    cols = pid_t * BLOCK + tl.arange(0, BLOCK)
+    row_ok = rows < M
+    mask = row_ok[:, None] & (cols < N)[None, :]
+    flat = rows[:, None] * N + cols[None, :]
+    x = tl.load(x_ptr + flat, mask=mask, other=-float("inf")).to(tl.float32)
+    seed = tl.load(seed_ptr)
+    v = tl.where(mask, x - tl.log(_exponential(seed, flat)), -float("inf"))
+    out = (rows * n_tiles + pid_t) * K
+    for j in tl.static_range(K):
+        best, arg = tl.max(v, axis=1, return_indices=True)
+        tl.store(val_ptr + out + j, best, mask=row_ok)
+        tl.store(idx_ptr + out + j, pid_t * BLOCK + arg, mask=row_ok)
+        if j + 1 < K:
+            v = tl.where(tl.arange(0, BLOCK)[None, :] == arg[:, None], -float("inf"), v)
+
+
+@_jit
+def _softmax_tile_kernel(x_ptr, y_ptr, idx_ptr, seed_ptr, M, N, tau, ROWS: tl.constexpr, BLOCK: tl.constexpr):
+    """``softmax((logit - log E) / tau)`` for rows that fit one tile, and each row's argmax."""
+    rows = (tl.program_id(0) * ROWS + tl.arange(0, ROWS)).to(tl.int64)
+    cols = tl.arange(0, BLOCK)
+    row_ok = rows < M
+    mask = row_ok[:, None] & (cols < N)[None, :]
+    flat = rows[:, None] * N + cols[None, :]
+    x = tl.load(x_ptr + flat, mask=mask, other=-float("inf")).to(tl.float32)
+    seed = tl.load(seed_ptr)
+    v = tl.where(mask, x - tl.log(_exponential(seed, flat)), -float("inf"))
+    m, arg = tl.max(v, axis=1, return_indices=True)
+    m = tl.where(row_ok, m, 0.0)  # rows past the end are all -inf; keep them free of NaN
+    # Shift by the max before dividing, as sampling.gumbel_softmax does: a tiny tau sends the others to -inf.
+    p = tl.exp((v - m[:, None]) / tau)
+    y = p / tl.where(row_ok, tl.sum(p, axis=1), 1.0)[:, None]
+    tl.store(y_ptr + flat, y.to(y_ptr.dtype.element_ty), mask=mask)
+    tl.store(idx_ptr + rows, arg.to(tl.int64), mask=row_ok)
+
+
+@_jit
+def _softmax_loop_kernel(x_ptr, y_ptr, idx_ptr, seed_ptr, N, tau, BLOCK: tl.constexpr):
+    """Long rows: an online max and sum in a first sweep, then the same noise again to write the output."""
+    row = tl.program_id(0).to(tl.int64)
+    seed = tl.load(seed_ptr)
+    lanes = tl.arange(0, BLOCK)
+    m_lane = tl.full([BLOCK], -float("inf"), tl.float32)
+    s_lane = tl.zeros([BLOCK], tl.float32)
+    i_lane = tl.zeros([BLOCK], tl.int64)
+    for start in range(0, N, BLOCK):
+        cols = start + lanes
+        ok = cols < N
+        x = tl.load(x_ptr + row * N + cols, mask=ok, other=-float("inf")).to(tl.float32)
+        v = tl.where(ok, x - tl.log(_exponential(seed, row * N + cols)), -float("inf"))
+        new_m = tl.maximum(m_lane, v)
+        i_lane = tl.where(v > m_lane, cols.to(tl.int64), i_lane)
+        shift = tl.where(new_m > -float("inf"), new_m, 0.0)  # a lane that has seen only -inf keeps s = 0
+        s_lane = s_lane * tl.exp((m_lane - shift) / tau) + tl.exp((v - shift) / tau)
+        m_lane = new_m
+    m = tl.max(m_lane, axis=0)
+    arg = tl.min(tl.where(m_lane == m, i_lane, N), axis=0)
+    s = tl.sum(s_lane * tl.exp((m_lane - m) / tau), axis=0)
+    for start in range(0, N, BLOCK):
+        cols = start + lanes
+        ok = cols < N
+        x = tl.load(x_ptr + row * N + cols, mask=ok, other=-float("inf")).to(tl.float32)
+        v = tl.where(ok, x - tl.log(_exponential(seed, row * N + cols)), -float("inf"))
+        y = tl.exp((v - m) / tau) / s
+        tl.store(y_ptr + row * N + cols, y.to(y_ptr.dtype.element_ty), mask=ok)
+    tl.store(idx_ptr + row, arg)
+
+
+def _pow2(n: int) -> int:
+    return triton.next_power_of_2(max(int(n), 1))
+
+
+def _rows(logits: torch.Tensor, dim: int) -> torch.Tensor:
+    """``logits`` with ``dim`` moved last, as a contiguous [rows, categories] matrix (a copy only if needed)."""
+    return logits.movedim(dim, -1).reshape(-1, logits.shape[dim]).contiguous()
+
+
+def _seed(generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    """One 63-bit Philox key drawn from ``generator`` (or the device's default), kept on the device: no sync."""
+    return torch.empty(1, dtype=torch.int64, device=device).random_(generator=generator)
+
+
+def _check_covered(logits: torch.Tensor) -> None:
+    if logits.dtype not in KERNEL_DTYPES:
+        raise TypeError(f"the fused kernels cover {KERNEL_DTYPES}, got logits of dtype {logits.dtype}")
+    if not INTERPRETED and logits.device.type != "cuda":
+        raise ValueError(
+            f"the compiled kernels need a CUDA tensor, got one on {logits.device}; to run them on the CPU, "
+            "import gumbel_book.kernels before anything imports Triton (torch.optim does), or set TRITON_INTERPRET=1"
+        )
+
+
+def race_topk(logits: torch.Tensor, k: int, dim: int, generator: torch.Generator | None) -> torch.Tensor:
+    """Indices of the top ``k`` of ``logits - log E`` along ``dim`` (best first), for already-checked input."""
+    x = _rows(logits, dim)
+    m, n = x.shape
+    block = min(_pow2(n), RACE_BLOCK, RACE_TILE)
+    rows = min(_pow2(m), max(RACE_TILE // block, 1))
+    n_tiles = triton.cdiv(n, block)
+    vals = torch.empty(m, n_tiles * k, dtype=torch.float32, device=x.device)
+    idx = torch.empty(m, n_tiles * k, dtype=torch.int64, device=x.device)
+    if m > 0:
+        grid = (triton.cdiv(m, rows) * n_tiles,)
+        _race_kernel[grid](
+            x, vals, idx, _seed(generator, x.device), m, n, n_tiles, K=k, ROWS=rows, BLOCK=block, num_warps=NUM_WARPS
+        )
+    if n_tiles > 1:  # merge the tiles' candidates: k * n_tiles per row, a small fraction of the row
+        idx = idx.gather(1, vals.topk(k, dim=1).indices)
+    idx = idx.clamp_(max=n - 1)  # only rows with fewer than k finite logits (rejected when checks are on) could exceed
+    shape = logits.movedim(dim, -1).shape[:-1]
+    return idx.view(*shape, k).movedim(-1, dim)
+
+
+def _softmax_forward(x: torch.Tensor, tau: float, seed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    m, n = x.shape
+    y = torch.empty_like(x)
+    idx = torch.empty(m, dtype=torch.int64, device=x.device)
+    if m == 0:
+        return y, idx
+    if n <= SOFTMAX_ONE_TILE_MAX:
+        block = _pow2(n)
+        rows = min(_pow2(m), max(SOFTMAX_ONE_TILE_MAX // block, 1))
+        grid = (triton.cdiv(m, rows),)
+        _softmax_tile_kernel[grid](x, y, idx, seed, m, n, tau, ROWS=rows, BLOCK=block, num_warps=NUM_WARPS)
+    else:
+        _softmax_loop_kernel[(m,)](x, y, idx, seed, n, tau, BLOCK=SOFTMAX_LOOP_BLOCK, num_warps=NUM_WARPS)
+    return y, idx
+
+
+class _FusedGumbelSoftmax(torch.autograd.Function):
+    """The fused soft sample with the softmax backward: dL/dlogit = y * (g - <g, y>) / tau (noise is constant)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, tau: float, seed: torch.Tensor):
+        y, idx = _softmax_forward(x, tau, seed)
+        ctx.save_for_backward(y)
+        ctx.tau = tau
+        ctx.mark_non_differentiable(idx)
+        return y, idx
+
+    @staticmethod
+    def backward(ctx, grad_y: torch.Tensor, grad_idx: torch.Tensor | None):
+        (y,) = ctx.saved_tensors
+        yf, gf = y.float(), grad_y.float()
+        grad = yf * (gf - (gf * yf).sum(dim=-1, keepdim=True)) / ctx.tau
+        return grad.to(y.dtype), None, None
+
+
+def fused_gumbel_softmax(
+    logits: torch.Tensor, tau: float, hard: bool, dim: int, generator: torch.Generator | None
+) -> torch.Tensor:
+    """The Gumbel-Softmax sample of :func:`gumbel_book.gumbel_softmax` for already-checked input and a float ``tau``."""
+    info = torch.finfo(torch.float32)
+    tau = min(max(float(tau), info.tiny), info.max)
+    x = _rows(logits, dim)
+    y, idx = _FusedGumbelSoftmax.apply(x, tau, _seed(generator, x.device))
+    if hard:
+        # The one-hot of the perturbed argmax (computed in float32, so low-precision outputs never tie),
+        # carrying the soft sample's gradient: y - y.detach() is exactly zero.
+        y = torch.zeros_like(y).scatter_(1, idx[:, None], 1.0) + (y - y.detach())
+    return y.view(logits.movedim(dim, -1).shape).movedim(-1, dim)
+
+
+def gumbel_max(logits: torch.Tensor, dim: int = -1, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    """:func:`gumbel_book.gumbel_max` through the fused kernel (compiled on CUDA, interpreted on the CPU)."""
+    dim = check_logits(logits, dim)
+    _check_covered(logits)
+    return race_topk(logits, 1, dim, generator).squeeze(dim)
+
+
+def gumbel_topk(
+    logits: torch.Tensor, k: int, dim: int = -1, *, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """:func:`gumbel_book.gumbel_topk` through the fused kernel, for ``k`` up to ``KERNEL_MAX_K`` (32)."""
+    dim = check_topk(logits, k, dim)
+    _check_covered(logits)
+    if k > KERNEL_MAX_K:
+        raise ValueError(f"the fused top-k kernel handles k <= {KERNEL_MAX_K}, got k={k}")
+    return race_topk(logits, k, dim, generator)
+
+
+def gumbel_softmax(
+    logits: torch.Tensor,
+    tau: float = 1.0,
+    hard: bool = False,
+    dim: int = -1,
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """:func:`gumbel_book.gumbel_softmax` through the fused forward kernel, for a float ``tau``."""
+    if not isinstance(hard, bool):
+        raise TypeError(f"hard must be a bool, got {hard!r}")
+    tau = check_tau(tau)
+    dim = check_logits(logits, dim)
+    _check_covered(logits)
+    if isinstance(tau, torch.Tensor):
+        raise TypeError("the fused kernel takes a float tau; a tensor tau uses gumbel_book.gumbel_softmax")
+    return fused_gumbel_softmax(logits, tau, hard, dim, generator)
