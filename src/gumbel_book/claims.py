@@ -26,6 +26,7 @@ CHAPTERS: tuple[str, ...] = (
     "gumbel_softmax",
     "straight_through",
     "categorical_vae",
+    "language_models",
 )
 """The book's pages, in reading order (their sources are ``book/<name>.md``)."""
 

@@ -13,8 +13,9 @@ import contextlib
 import importlib
 import inspect
 import math
+import sys
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from numbers import Real
 
 import torch
@@ -118,10 +119,11 @@ def _distribution_classes() -> list[type]:
 
 
 @contextlib.contextmanager
-def own_work(rule: str) -> Iterator[None]:
+def own_work(rule: str, extra: Sequence[str] = ()) -> Iterator[None]:
     """Run the body with the ready-made answers disabled; each raises AssertionError naming ``rule``.
 
-    ``rule`` says what the exercise allows, e.g. ``"use only torch.rand, torch.log and torch.softmax"``.
+    ``rule`` says what the exercise allows, e.g. ``"use only torch.rand, torch.log and torch.softmax"``;
+    ``extra`` names more ``"module:function"`` answers a chapter's exercise must not call.
     """
     code_swaps: list[tuple[types.FunctionType, types.CodeType]] = []
     attr_swaps: list[tuple[object, str, object, bool]] = []  # (owner, name, old value, was in __dict__)
@@ -140,8 +142,10 @@ def own_work(rule: str) -> Iterator[None]:
         setattr(owner, name, _raiser(label, rule))
 
     try:
-        for spec in PACKAGE_ANSWERS:
+        for spec in (*PACKAGE_ANSWERS, *extra):
             module_name, name = spec.split(":")
+            if module_name.endswith(".kernels") and module_name not in sys.modules:
+                continue  # never imported, so never called; importing it would load Triton
             module = importlib.import_module(module_name)
             fn = getattr(module, name)
             label = f"gumbel_book.{name}" if module_name.startswith("gumbel_book") else f"{module_name}.{name}"

@@ -9,27 +9,20 @@ so the check tests the student's own work. Statistical checks use fixed seeds an
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import math
-import sys
-import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from scipy import stats
 
+from .guard import own_work
+
 ALPHA = 1e-4
 N = 100_000
 
-# The ready-made answers disabled while the student's function runs ("module:function").
+# This chapter's ready-made answers, disabled (besides the package's samplers) while the student's function runs.
 FORBIDDEN = (
-    "gumbel_book.sampling:sample_gumbel",
-    "gumbel_book.sampling:gumbel_from_exponential",
-    "gumbel_book.sampling:gumbel_max",
-    "gumbel_book.sampling:gumbel_topk",
-    "gumbel_book.sampling:gumbel_softmax",
     "gumbel_book.language_models_lab:exponential_race",
     "gumbel_book.language_models_lab:top_k_logits",
     "gumbel_book.language_models_lab:top_p_logits",
@@ -40,7 +33,6 @@ FORBIDDEN = (
     "gumbel_book.kernels:gumbel_topk",
     "gumbel_book.kernels:gumbel_softmax",
     "gumbel_book.kernels:race_topk",
-    "torch.nn.functional:gumbel_softmax",
 )
 
 
@@ -53,59 +45,10 @@ def _check_callable(fn: object) -> None:
         raise TypeError(f"the answer must be a function, got {type(fn).__name__}: {fn!r}")
 
 
-@contextlib.contextmanager
-def _own_work(rule: str) -> Iterator[None]:
-    """Disable the ready-made answers (by swapping code objects, so earlier imports are caught too)."""
-    swaps: list[tuple[object, str, object, bool]] = []  # (owner, name, old value, was in its __dict__)
-    codes: list[tuple[types.FunctionType, types.CodeType]] = []
-
-    def message(label: str) -> str:
-        return f"{label} is not allowed in this exercise: {rule}"
-
-    def raiser(label: str):
-        def forbidden(*args, **kwargs):
-            raise AssertionError(message(label))
-
-        return forbidden
-
-    def swap(owner: object, name: str, label: str) -> None:
-        swaps.append((owner, name, getattr(owner, name), name in vars(owner)))
-        setattr(owner, name, raiser(label))
-
-    try:
-        for spec in FORBIDDEN:
-            module_name, name = spec.split(":")
-            if module_name not in sys.modules and module_name.endswith("kernels"):
-                continue  # never imported, so never called; importing it would load Triton
-            module = importlib.import_module(module_name)
-            fn = getattr(module, name)
-            label = f"{module_name}.{name}"
-            if isinstance(fn, types.FunctionType) and fn.__closure__ is None:
-                # Swap the code object, so a name the student imported earlier is caught too.
-                namespace: dict = {}
-                body = f"def {name}(*args, **kwargs):\n    raise AssertionError({message(label)!r})\n"
-                exec(compile(body, f"<forbidden {label}>", "exec"), namespace)  # noqa: S102 - a fixed one-liner
-                codes.append((fn, fn.__code__))
-                fn.__code__ = namespace[name].__code__
-            else:
-                swap(module, name, label)
-        swap(torch, "multinomial", "torch.multinomial")
-        swap(torch.Tensor, "multinomial", "torch.Tensor.multinomial")
-        yield
-    finally:
-        for fn, code in reversed(codes):
-            fn.__code__ = code
-        for owner, name, old, in_dict in reversed(swaps):
-            if in_dict:
-                setattr(owner, name, old)
-            else:
-                delattr(owner, name)
-
-
 def _call(fn: Callable, *args, seed: int, rule: str):
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    with _own_work(rule):
+    with own_work(rule, extra=FORBIDDEN):
         try:
             return fn(*args, generator=gen)
         except TypeError as err:
@@ -208,7 +151,7 @@ def check_watermark_detector(detect: Callable) -> None:
     key, vocab, window = 2718, 40, 4
     texts = _watermark_texts(key, n_texts=40, length=200, vocab=vocab, window=window, seed=7)
     rule = "use keyed_uniforms, torch.log1p and scipy.stats.gamma"
-    with _own_work(rule):
+    with own_work(rule, extra=FORBIDDEN):
         p_marked = [detect(t.clone(), key, vocab, window) for t in texts["watermarked"]]
         p_plain = [detect(t.clone(), key, vocab, window) for t in texts["plain"]]
         p_other = [detect(t.clone(), key + 1, vocab, window) for t in texts["watermarked"]]
