@@ -1,0 +1,73 @@
+"""The built book's way out to a running notebook: every notebook page links its ``.ipynb`` download, which
+exists in the site and starts with the pinned install cell, and its Colab and Binder buttons carry the
+addresses derived from ``repository.url``. They are plain links (the offline browser test sees no request)."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from test_package import notebook_pages, package_version, toc_pages
+
+from gumbel_book.sphinx_notebooks import INSTALL_TAG, NOTEBOOKS_BRANCH, install_cell_source, launch_urls, pages_url
+
+ROOT = Path(__file__).resolve().parents[1]
+HTML_DIR = Path(os.environ.get("GUMBEL_BOOK_HTML_DIR", ROOT / "_build" / "html"))
+NOT_BUILT = f"no built book at {HTML_DIR}: run the README's install-and-build command"
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
+
+
+def _anchors(page: str) -> dict[str, str]:
+    """href -> the opening <a ...> tag, for every link of the built page."""
+    path = HTML_DIR / f"{page}.html"
+    assert path.exists(), f"{path} missing; {NOT_BUILT}"
+    text = path.read_text()
+    return {html.unescape(m.group(1)): m.group(0) for m in re.finditer(r'<a\s[^>]*href="([^"]+)"[^>]*>', text)}
+
+
+def test_every_chapter_of_the_toc_is_a_notebook_page():
+    """New chapters need no list here: pages come from _toc.yml; only the back matter is not a notebook."""
+    assert set(toc_pages()) - set(notebook_pages()) == {"book/references"}
+
+
+def test_launch_buttons_are_configured_from_one_repository_url():
+    url = CONFIG["repository"]["url"]
+    assert url.startswith("https://github.com/")
+    assert CONFIG["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+    assert CONFIG["launch_buttons"]["binderhub_url"] == "https://mybinder.org"
+    assert "gumbel_book.sphinx_notebooks" in CONFIG["sphinx"]["extra_extensions"]
+    assert pages_url(url).endswith(".github.io/" + url.rstrip("/").rsplit("/", 1)[1] + "/")
+
+
+@pytest.mark.parametrize("page", notebook_pages())
+def test_page_links_its_notebook_download(page):
+    anchors = _anchors(page)
+    href = next((h for h in anchors if h.endswith(f"_sources/{page}.ipynb")), None)
+    assert href, f"{page}.html has no .ipynb download link"
+    target = ((HTML_DIR / page).parent / href).resolve()
+    assert target.is_file(), f"{page}: the download link points at {target}, which is not in the site"
+    nb = json.loads(target.read_text())
+    first = nb["cells"][0]
+    assert first["metadata"]["tags"] == [INSTALL_TAG]
+    assert "".join(first["source"]) == install_cell_source(package_version())
+    assert nb["metadata"]["gumbel_book"]["version"] == package_version()
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    assert not [c for c in nb["cells"] if c.get("outputs")], "a downloaded notebook should carry no outputs"
+
+
+@pytest.mark.parametrize("page", notebook_pages())
+def test_page_launch_buttons_carry_the_configured_urls(page):
+    anchors = _anchors(page)
+    branch = CONFIG["sphinx"]["config"].get("gumbel_notebooks_branch", NOTEBOOKS_BRANCH)
+    expected = launch_urls(CONFIG["repository"]["url"], page, branch=branch)
+    for name, url in expected.items():
+        assert url in anchors, f"{page}.html: no {name} button to {url}"
+        tag = anchors[url]
+        assert "onclick" not in tag and 'target="_blank"' in tag, f"{page}: the {name} button is not a plain link"
+    canonical = re.search(r'<link rel="canonical" href="([^"]+)"', (HTML_DIR / f"{page}.html").read_text())
+    assert canonical and canonical.group(1) == pages_url(CONFIG["repository"]["url"]) + f"{page}.html"
