@@ -71,3 +71,37 @@ def test_page_launch_buttons_carry_the_configured_urls(page):
         assert "onclick" not in tag and 'target="_blank"' in tag, f"{page}: the {name} button is not a plain link"
     canonical = re.search(r'<link rel="canonical" href="([^"]+)"', (HTML_DIR / f"{page}.html").read_text())
     assert canonical and canonical.group(1) == pages_url(CONFIG["repository"]["url"]) + f"{page}.html"
+
+
+@pytest.mark.parametrize("page", notebook_pages())
+def test_download_notebook_is_the_chapter_headed_by_the_install_cell(page):
+    """Without a build: the generated notebook keeps every cell of the source and adds only the install cell."""
+    import jupytext
+
+    from gumbel_book.sphinx_notebooks import download_notebook
+
+    source = jupytext.read(ROOT / f"{page}.md")
+    nb = download_notebook(ROOT / f"{page}.md", "9.8.7")
+    assert nb.cells[0].source == install_cell_source("9.8.7") and "gumbel-book==9.8.7" in nb.cells[0].source
+    assert [c.source for c in nb.cells[1:]] == [c.source for c in source.cells]
+    assert "jupytext" not in nb.metadata, "a downloaded notebook must not be paired with a .md the reader lacks"
+    assert [c.id for c in nb.cells] == [f"cell-{i}" for i in range(len(nb.cells))]
+
+
+def test_bad_sources_and_urls_are_errors_naming_them(tmp_path):
+    from gumbel_book.sphinx_notebooks import download_notebook, github_parts, is_notebook_source
+
+    assert not is_notebook_source(ROOT / "book" / "references.md")
+    with pytest.raises(ValueError, match="references.md.*not a MyST notebook"):
+        download_notebook(ROOT / "book" / "references.md")
+    with pytest.raises(FileNotFoundError, match="nowhere.md"):
+        download_notebook(tmp_path / "nowhere.md")
+    with pytest.raises(ValueError, match="repository.url='https://gitlab.com/a/b'"):
+        github_parts("https://gitlab.com/a/b")
+    assert github_parts("https://github.com/owner/repo.git/") == ("owner", "repo")
+    urls = launch_urls("https://github.com/Owner/repo", "book/x", branch="nb")
+    assert urls == {
+        "Colab": "https://colab.research.google.com/github/Owner/repo/blob/nb/book/x.ipynb",
+        "Binder": "https://mybinder.org/v2/gh/Owner/repo/nb?urlpath=lab/tree/book/x.ipynb",
+    }
+    assert pages_url("https://github.com/Owner/repo") == "https://owner.github.io/repo/"

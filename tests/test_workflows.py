@@ -66,7 +66,9 @@ def test_the_book_workflow_triggers_and_deploys():
     assert deploy["permissions"] == {"pages": "write", "id-token": "write"}
     assert any(s.get("uses", "").startswith("actions/deploy-pages@") for s in deploy["steps"])
     notebooks = wf["jobs"]["publish-notebooks"]
-    assert "refs/heads/notebooks" in _runs(notebooks)[0], "the Colab/Binder branch is not pushed"
+    from gumbel_book.sphinx_notebooks import NOTEBOOKS_BRANCH
+
+    assert f"refs/heads/{NOTEBOOKS_BRANCH}" in _runs(notebooks)[0], "the branch the Colab/Binder buttons open"
 
 
 def test_release_uses_trusted_publishing_on_version_tags():
