@@ -19,6 +19,9 @@ echo "==> installing Python packages (requirements.txt pins torch==2.13.0, a CPU
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -r requirements.txt
 .venv/bin/python -m pip install --quiet --no-deps -e .
+# Double-clicking a chapter (book/*.md) in JupyterLab opens it as a notebook (jupytext), not as text.
+mkdir -p .venv/share/jupyter/lab/settings/overrides.d
+cp jupyter/overrides.d/gumbel-book.json .venv/share/jupyter/lab/settings/overrides.d/
 
 # The browser tests drive Debian's Chromium through playwright (playwright cannot download browsers here).
 if [ ! -x /usr/bin/chromium ]; then
