@@ -83,6 +83,15 @@ def test_char_lm_learns_the_book():
         lm.chapter_text(ROOT / "src")
 
 
+def test_shipped_corpus_is_the_books_prose():
+    corpus = lm.book_corpus()
+    assert len(corpus) > 50_000 and "Gumbel-Softmax" in corpus
+    assert "code-cell" not in corpus and "kernelspec" not in corpus and "import torch" not in corpus
+    lines = set(lm.chapter_text(ROOT / "book").splitlines())
+    shared = [line for line in corpus.splitlines() if line in lines]
+    assert len(shared) > 0.5 * len(corpus.splitlines())  # most of it still reads as the book does today
+
+
 # --- exercise checks -----------------------------------------------------------------------------
 
 

@@ -25,6 +25,7 @@ from .validation import check_int, check_logits, check_tau
 
 __all__ = [
     "CharLM",
+    "book_corpus",
     "chapter_text",
     "exponential_race",
     "generate",
@@ -60,6 +61,20 @@ def chapter_text(book_dir: str | Path = ".") -> str:
             elif not inside and line.strip():
                 lines.append(line.strip())
     return "\n".join(lines)
+
+
+CORPUS = "book_prose.txt"  # a snapshot of chapter_text() of the first pages, shipped inside the package
+
+
+def book_corpus() -> str:
+    """The training text of the chapter's tiny model: the book's own prose, as shipped with the package.
+
+    A fixed snapshot, so the model (and every number the chapter prints about it) does not change each
+    time a chapter's wording does, and a downloaded notebook finds it without the book's sources.
+    """
+    from importlib.resources import files
+
+    return files("gumbel_book").joinpath(CORPUS).read_text(encoding="utf-8")
 
 
 class CharLM(nn.Module):

@@ -46,7 +46,7 @@ def pvalue_figure(pvalues: dict[str, Sequence[float]], alpha: float) -> go.Figur
         fig.add_scatter(
             x=ps, y=[name] * len(ps), mode="markers", name=name, marker={"color": COLORS[j % len(COLORS)], "size": 8}
         )
-    fig.add_vline(x=alpha, line_dash="dash", line_color="black", annotation_text=f"α = {alpha:g}")
+    fig.add_vline(x=alpha, line_dash="dash", line_color="black", annotation_text=f"flagged below {alpha:.1e}")
     fig.update_layout(
         **base_layout("Watermark detection: one p-value per text", height=340),
         xaxis={"title": "p-value (log scale)", "type": "log"},
