@@ -108,7 +108,7 @@ def test_sdist_and_wheel_carry_metadata_license_and_marker(dist):
     with zipfile.ZipFile(wheel) as z:
         names = z.namelist()
         metadata = z.read(f"gumbel_book-{version}.dist-info/METADATA").decode()
-    assert "gumbel_book/py.typed" in names
+    assert "gumbel_book/py.typed" in names and "gumbel_book/book_prose.txt" in names
     assert f"gumbel_book-{version}.dist-info/licenses/LICENSE" in names
     assert not [n for n in names if n.startswith(("tests/", "book/", "benchmarks/"))]
     assert "Name: gumbel-book" in metadata and f"Version: {version}" in metadata
