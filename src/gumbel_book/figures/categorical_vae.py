@@ -1,4 +1,5 @@
-"""Figures of the categorical-VAE chapter: loss curves, reconstructions, prior samples, a latent traversal."""
+"""Figures of the categorical-VAE chapter: loss curves, reconstructions, prior samples, the reference runs
+and the latent explorer."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import torch.nn.functional as F
 from plotly.subplots import make_subplots
 
 from ..plotting import COLORS, base_layout, slider
-from ..vae import PAPER_ROW, PAPER_TABLE1_VAE_CAT, CategoricalVAE
+from ..vae import CategoricalVAE
 
 GREYS = [[0.0, "#ffffff"], [1.0, "#000000"]]
 LEVELS = 9  # pixel probabilities are drawn in 10 grey levels, 0..9: one digit per pixel keeps the page small
@@ -75,12 +76,6 @@ def latent_traversal(model: CategoricalVAE, x: torch.Tensor, variable: int) -> t
     return torch.stack(frames)
 
 
-def most_influential_variable(model: CategoricalVAE, x: torch.Tensor) -> int:
-    """The latent variable whose value changes the decoded images most (mean pixel variance over its K values)."""
-    scores = [float(latent_traversal(model, x, v).var(dim=0).mean()) for v in range(model.n_latent)]
-    return int(np.argmax(scores))
-
-
 def tile(images: torch.Tensor | np.ndarray, cols: int, pad: int = 2) -> np.ndarray:
     """Arrange ``[n, 28, 28]`` images row by row in a grid ``cols`` wide, ``pad`` blank pixels between them."""
     images = np.asarray(images, dtype=np.float32)
@@ -124,30 +119,6 @@ def reconstruction_figure(model: CategoricalVAE, x: torch.Tensor, height: int = 
     )
 
 
-def traversal_figure(
-    model: CategoricalVAE, x: torch.Tensor, variable: int | None = None, height: int = 330
-) -> go.Figure:
-    """Decoded digits with one categorical variable set to each of its K values, chosen with a slider."""
-    x = _check_images(x)
-    if variable is None:
-        variable = most_influential_variable(model, x)
-    frames = latent_traversal(model, x, variable)
-    base = posterior_mode(model, x)[:, variable].argmax(-1)
-    grids = [quantize(tile(f, cols=len(x))) for f in frames]
-    fig = go.Figure(_heatmap(grids[0]))
-    steps = [{"method": "restyle", "label": str(k), "args": [{"z": [grids[k]]}, [0]]} for k in range(len(grids))]
-    fig.update_layout(
-        **base_layout(
-            f"Latent variable {variable} set to each of its {model.n_classes} values "
-            f"(the posterior picked {', '.join(str(int(b)) for b in base)})",
-            height=height,
-        ),
-        sliders=[slider(steps, f"variable {variable} = ", active=0, pad_top=10)],
-    )
-    _image_axes(fig)
-    return fig
-
-
 def loss_curves_figure(histories: Mapping[str, Sequence[Mapping[str, float]]], height: int = 420) -> go.Figure:
     """Per-epoch training loss and test -ELBO of each estimator's run, side by side."""
     if not histories:
@@ -179,42 +150,6 @@ def loss_curves_figure(histories: Mapping[str, Sequence[Mapping[str, float]]], h
     fig.update_xaxes(title="epoch")
     fig.update_yaxes(title="nats")
     return fig
-
-
-def comparison_rows(measured: Mapping[str, Mapping[str, float]]) -> list[dict[str, object]]:
-    """Rows pairing each estimator's measured bounds with its row of Table 1 of Jang et al. (2017), if any."""
-    rows = []
-    for name, m in measured.items():
-        if name not in PAPER_ROW:
-            raise ValueError(f"unknown estimator {name!r}; expected one of {sorted(PAPER_ROW)}")
-        paper = PAPER_ROW[name]
-        rows.append(
-            {
-                "estimator": name,
-                "neg_elbo": float(m["neg_elbo"]),
-                "neg_iw": float(m["neg_iw"]),
-                "paper_row": paper or "(not in the paper)",
-                "paper_value": PAPER_TABLE1_VAE_CAT[paper] if paper else None,
-            }
-        )
-    return rows
-
-
-def comparison_html(rows: Sequence[Mapping[str, object]], samples: int, images: int) -> str:
-    """The comparison as an HTML table: measured here beside the paper's Table 1 VAE (Cat.) numbers."""
-    head = (
-        "<th>estimator</th><th>−ELBO here</th>"
-        f"<th>−log p(x) bound here<br>({samples} samples, {images} test digits)</th>"
-        "<th>Table 1 row</th><th>Table 1 (nats)</th>"
-    )
-    body = []
-    for r in rows:
-        paper = "–" if r["paper_value"] is None else f"{r['paper_value']:.1f}"
-        body.append(
-            f"<tr><td><code>{html.escape(str(r['estimator']))}</code></td><td>{r['neg_elbo']:.1f}</td>"
-            f"<td>{r['neg_iw']:.1f}</td><td>{html.escape(str(r['paper_row']))}</td><td>{paper}</td></tr>"
-        )
-    return f"<table class='table'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
 # ---------------------------------------------------------------- the reference runs and the latent explorer
