@@ -15,13 +15,13 @@ import os
 import threading
 from pathlib import Path
 
+import offline_browser as ob
 import pytest
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML_DIR = Path(os.environ.get("GUMBEL_BOOK_HTML_DIR", ROOT / "_build" / "html"))
-CHROMIUM = os.environ.get("GUMBEL_BOOK_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = os.environ.get("GUMBEL_BOOK_SCREENSHOTS")
 NOT_BUILT = f"no built book at {HTML_DIR}: run the README's install-and-build command"
 CHROMIUM_ARGS = [
@@ -60,12 +60,11 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} not found: the README's install command installs Debian's chromium package")
+    ob.require_chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        b = pw.chromium.launch(executable_path=ob.CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         b.close()
 
@@ -74,20 +73,7 @@ def browser():
 def offline_page(browser, server):
     """A page whose requests outside the local server are aborted and recorded, with console errors collected."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
-    external: list[str] = []
-    errors: list[str] = []
-
-    def route(r):
-        if r.request.url.startswith(server):
-            r.continue_()
-        else:
-            external.append(r.request.url)
-            r.abort()
-
-    context.route("**/*", route)
-    page = context.new_page()
-    page.on("console", lambda m: errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+    page, external, errors = ob.offline_page(context, server)
     yield page, external, errors
     context.close()
 

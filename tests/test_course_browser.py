@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import functools
 import http.server
-import os
 import threading
 from pathlib import Path
 
+import offline_browser as ob
 import pytest
 
 from gumbel_book.course import discover_chapters, solution_lines
@@ -20,7 +20,6 @@ from gumbel_book.course.build import assignment_notebook
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = os.environ.get("GUMBEL_BOOK_CHROMIUM", "/usr/bin/chromium")
 CHAPTERS = discover_chapters(ROOT)
 
 
@@ -46,12 +45,11 @@ def server(student_book):
 
 @pytest.fixture(scope="module")
 def page(server):
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} not found: the README's install command installs Debian's chromium package")
+    ob.require_chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        browser = pw.chromium.launch(executable_path=ob.CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         context = browser.new_context()
         context.set_default_timeout(120_000)  # the first page loads MathJax and plotly.js on a busy machine
         context.route("**/*", lambda r: r.continue_() if r.request.url.startswith(server) else r.abort())

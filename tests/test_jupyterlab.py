@@ -17,12 +17,12 @@ import time
 import urllib.request
 from pathlib import Path
 
+import offline_browser as ob
 import pytest
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = os.environ.get("GUMBEL_BOOK_CHROMIUM", "/usr/bin/chromium")
 TOKEN = "gumbel-book-lab-test"
 SETTINGS = ROOT / "jupyter" / "overrides.d" / "gumbel-book.json"
 APP_CELL = "temperature_app(logits"
@@ -83,27 +83,13 @@ def lab(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(lab):
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} not found: the README's install command installs Debian's chromium package")
+    ob.require_chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        browser = pw.chromium.launch(executable_path=ob.CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        external: list[str] = []
-        errors: list[str] = []
-
-        def route(r):
-            if r.request.url.startswith(lab):
-                r.continue_()
-            else:
-                external.append(r.request.url)
-                r.abort()
-
-        context.route("**/*", route)
-        pg = context.new_page()
-        pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        pg.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+        pg, external, errors = ob.offline_page(context, lab)
         pg.goto(f"{lab}/lab?token={TOKEN}", wait_until="load")
         pg.wait_for_selector(".jp-DirListing-item", timeout=120_000)
         yield pg, external, errors
