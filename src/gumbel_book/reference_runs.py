@@ -151,7 +151,8 @@ def summarize(
     iw_subset: int,
     command: str,
 ) -> dict[str, Any]:
-    """Evaluate every run's best-validation weights on the test split and write summary.json + checkpoints."""
+    """Evaluate every run's best-validation weights on the test split, save each estimator's best checkpoint
+    under ``out``, and return the summary (:func:`main` writes it)."""
     test_x, _ = load_mnist("test", data_root)
     x_test = binarize(test_x, seed=DATA_SEED)
     runs = []
@@ -215,8 +216,6 @@ def summarize(
         "paper_row": PAPER_ROW,
         "runs": runs,
     }
-    out.mkdir(parents=True, exist_ok=True)
-    (out / SUMMARY).write_text(json.dumps(summary, indent=1) + "\n")
     return summary
 
 
@@ -261,6 +260,7 @@ def main(args) -> None:
         configs, work, out, data_root=args.data_root, iw_samples=args.samples, iw_subset=args.iw_subset, command=command
     )
     summary["wall_seconds"] = time.perf_counter() - t0
+    out.mkdir(parents=True, exist_ok=True)
     (out / SUMMARY).write_text(json.dumps(summary, indent=1) + "\n")
     print(f"wrote {out / SUMMARY} in {summary['wall_seconds']:.0f} s", flush=True)
     os.sync()
