@@ -168,3 +168,15 @@ def test_the_package_answers_are_restored_after_a_check():
         ex.check_exponential_race(race_with_package)
     assert gb.gumbel_max(torch.zeros(3)).shape == () and lm.exponential_race(torch.zeros(2, 3)).shape == (2,)
     assert torch.multinomial(torch.ones(3), 1).shape == (1,)
+
+
+def test_kernel_static_table_ships_and_the_budget_follows_the_bytes():
+    """The chapter's instruction count comes from the table shipped with the package; the budget is issue / stream."""
+    rows = lm.kernel_static_table()["rows"]
+    race = [
+        r for r in rows if r["kernel"] == "_race_kernel" and r["constexprs"]["K"] == 1 and [256, 128256] in r["shapes"]
+    ]
+    assert race and all(r["per_element"] > 0 and r["spill_bytes"] == 0 for r in race)
+    budget = lm.instruction_budget(4)
+    assert budget == pytest.approx(132 * 4 * 32 * 1.98e9 / 1.2e12) and 20 < budget < 40
+    assert lm.instruction_budget(2) == pytest.approx(budget / 2)

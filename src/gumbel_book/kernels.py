@@ -1,9 +1,10 @@
 """Fused Triton samplers: Gumbel-max, Gumbel-top-k and the Gumbel-Softmax forward in one pass over the logits.
 
 The noise never touches memory: each program draws its Exp(1) variates in registers from Philox
-(``tl.randint4x``), keyed by one 64-bit seed drawn from the torch generator and countered by the
-element's flat index, so a given generator state gives the same sample whatever the tiling.
-Gumbel-max is written as the exponential race ``argmax_i logit_i - log E_i`` (``-log E`` is Gumbel).
+(``tl.randint4x``, two draws per call), keyed by one 64-bit seed drawn from the torch generator and
+countered by the element's position, so a given generator state gives the same sample whatever the
+tiling. Gumbel-max is the race ``argmax_i logit_i - log E_i`` (``-log E`` is Gumbel), computed in its
+exponential form ``argmax_i exp(logit_i - m) / E_i``.
 
 The public samplers in :mod:`gumbel_book.sampling` call these kernels for CUDA tensors when Triton
 is installed (``GUMBEL_BOOK_KERNELS=0`` switches them off). On a machine without a CUDA GPU,
@@ -49,17 +50,32 @@ _BELOW_ONE = tl.constexpr(0.99999994039535522)  # the largest float32 below 1
 
 
 @_jit
-def _exponential(seed, offsets):
-    """Exp(1) draws for the Philox counters ``offsets``: ``-log1p(-u)``, u in (0, 1) from 64 random bits.
+def _exponential(hi, lo):
+    """Exp(1) draws ``-log1p(-u)`` from two random 32-bit words each: u in (0, 1) from 64 random bits.
 
     Small draws (the ones that win a race) keep float32's full relative precision: u is built from
     two 32-bit words, and log1p uses Goldberg's trick, exact because ``1 - w`` is exact for w in [1/2, 1].
     """
-    r0, r1, _, _ = tl.randint4x(seed, offsets)
-    u = r0.to(tl.float32) * _TWO_POW_M32 + (r1.to(tl.float32) + 0.5) * _TWO_POW_M64
+    u = hi.to(tl.float32) * _TWO_POW_M32 + (lo.to(tl.float32) + 0.5) * _TWO_POW_M64
     u = tl.minimum(u, _BELOW_ONE)
     w = 1.0 - u
     return tl.where(w == 1.0, u, -tl.log(w) * (u / (1.0 - w)))
+
+
+@_jit
+def _noisy_tile(x_ptr, seed, rows, start, M, N, ROWS: tl.constexpr, BLOCK: tl.constexpr):
+    """Columns ``start .. start + BLOCK`` of ``rows``: logits in float32 (-inf outside), their Exp(1) noise, the mask.
+
+    Philox gives four words per call, two draws: element (r, c) takes counter ``r * ceil(N / 2) + c // 2``,
+    words 0-1 for an even c, 2-3 for an odd one. The noise depends on the element only, not on the tiling.
+    """
+    cols = start + tl.arange(0, BLOCK)
+    mask = (rows < M)[:, None] & (cols < N)[None, :]
+    x = tl.load(x_ptr + rows[:, None] * N + cols[None, :], mask=mask, other=-float("inf")).to(tl.float32)
+    counters = (rows * ((N + 1) // 2))[:, None] + (start // 2 + tl.arange(0, BLOCK // 2))[None, :]
+    r0, r1, r2, r3 = tl.randint4x(seed, counters)
+    e = tl.reshape(tl.join(_exponential(r0, r1), _exponential(r2, r3)), (ROWS, BLOCK))
+    return x, e, mask
 
 
 @_jit
@@ -68,79 +84,78 @@ def _race_kernel(
 ):
     """Per (row block, column tile): the top ``K`` of ``logit - log E`` in the tile, best first."""
     pid = tl.program_id(0)
-    pid_r = pid // n_tiles
     pid_t = pid % n_tiles
-    rows = (pid_r * ROWS + tl.arange(0, ROWS)).to(tl.int64)
-    cols = pid_t * BLOCK + tl.arange(0, BLOCK)
+    rows = ((pid // n_tiles) * ROWS + tl.arange(0, ROWS)).to(tl.int64)
     row_ok = rows < M
-    mask = row_ok[:, None] & (cols < N)[None, :]
-    flat = rows[:, None] * N + cols[None, :]
-    x = tl.load(x_ptr + flat, mask=mask, other=-float("inf")).to(tl.float32)
-    seed = tl.load(seed_ptr)
-    v = tl.where(mask, x - tl.log(_exponential(seed, flat)), -float("inf"))
+    x, e, mask = _noisy_tile(x_ptr, tl.load(seed_ptr), rows, pid_t * BLOCK, M, N, ROWS, BLOCK)
     out = (rows * n_tiles + pid_t) * K
-    for j in tl.static_range(K):
-        best, arg = tl.max(v, axis=1, return_indices=True)
-        tl.store(val_ptr + out + j, best, mask=row_ok)
-        tl.store(idx_ptr + out + j, pid_t * BLOCK + arg, mask=row_ok)
-        if j + 1 < K:
-            v = tl.where(tl.arange(0, BLOCK)[None, :] == arg[:, None], -float("inf"), v)
+    if K == 1:
+        # The exponential race, argmax exp(x - m) / E with m the row's max in the tile: an exp instead of a log.
+        # Exact: E lies in [2.7e-20, 16.7], so only x > m - 48 can win, and exp(-48) is far from underflow.
+        m = tl.max(x, axis=1)
+        m = tl.where(m > -float("inf"), m, 0.0)
+        best, arg = tl.max(tl.exp(x - m[:, None]) / e, axis=1, return_indices=True)
+        won = best > 0.0  # only rows past the end (or all -inf in this tile) have no positive score
+        tl.store(val_ptr + out, tl.where(won, m + tl.log(tl.where(won, best, 1.0)), -float("inf")), mask=row_ok)
+        tl.store(idx_ptr + out, pid_t * BLOCK + arg, mask=row_ok)
+    else:
+        # k > 1 stays in the log domain: the k-th best may be far below the max, where exp underflows.
+        v = tl.where(mask, x - tl.log(e), -float("inf"))
+        for j in tl.static_range(K):
+            best, arg = tl.max(v, axis=1, return_indices=True)
+            tl.store(val_ptr + out + j, best, mask=row_ok)
+            tl.store(idx_ptr + out + j, pid_t * BLOCK + arg, mask=row_ok)
+            if j + 1 < K:
+                v = tl.where(tl.arange(0, BLOCK)[None, :] == arg[:, None], -float("inf"), v)
 
 
 @_jit
-def _softmax_tile_kernel(x_ptr, y_ptr, idx_ptr, seed_ptr, M, N, tau, ROWS: tl.constexpr, BLOCK: tl.constexpr):
+def _softmax_tile_kernel(x_ptr, y_ptr, idx_ptr, seed_ptr, M, N, inv_tau, ROWS: tl.constexpr, BLOCK: tl.constexpr):
     """``softmax((logit - log E) / tau)`` for rows that fit one tile, and each row's argmax."""
     rows = (tl.program_id(0) * ROWS + tl.arange(0, ROWS)).to(tl.int64)
-    cols = tl.arange(0, BLOCK)
     row_ok = rows < M
-    mask = row_ok[:, None] & (cols < N)[None, :]
-    flat = rows[:, None] * N + cols[None, :]
-    x = tl.load(x_ptr + flat, mask=mask, other=-float("inf")).to(tl.float32)
-    seed = tl.load(seed_ptr)
-    v = tl.where(mask, x - tl.log(_exponential(seed, flat)), -float("inf"))
+    x, e, mask = _noisy_tile(x_ptr, tl.load(seed_ptr), rows, 0, M, N, ROWS, BLOCK)
+    v = tl.where(mask, x - tl.log(e), -float("inf"))
     m, arg = tl.max(v, axis=1, return_indices=True)
     m = tl.where(row_ok, m, 0.0)  # rows past the end are all -inf; keep them free of NaN
-    # Shift by the max before dividing, as sampling.gumbel_softmax does: a tiny tau sends the others to -inf.
-    p = tl.exp((v - m[:, None]) / tau)
-    y = p / tl.where(row_ok, tl.sum(p, axis=1), 1.0)[:, None]
+    # Shift by the max before scaling, as sampling.gumbel_softmax does: a tiny tau sends the others to -inf.
+    p = tl.exp((v - m[:, None]) * inv_tau)
+    y = p * (1.0 / tl.where(row_ok, tl.sum(p, axis=1), 1.0))[:, None]
+    flat = rows[:, None] * N + tl.arange(0, BLOCK)[None, :]
     tl.store(y_ptr + flat, y.to(y_ptr.dtype.element_ty), mask=mask)
     tl.store(idx_ptr + rows, arg.to(tl.int64), mask=row_ok)
 
 
 @_jit
-def _softmax_loop_kernel(x_ptr, y_ptr, idx_ptr, seed_ptr, N, tau, BLOCK: tl.constexpr):
+def _softmax_loop_kernel(x_ptr, y_ptr, idx_ptr, seed_ptr, M, N, inv_tau, BLOCK: tl.constexpr):
     """Long rows: an online max and sum in a first sweep, then the same noise again to write the output."""
-    row = tl.program_id(0).to(tl.int64)
+    rows = tl.program_id(0).to(tl.int64) + tl.zeros([1], tl.int64)
     seed = tl.load(seed_ptr)
-    lanes = tl.arange(0, BLOCK)
-    m_lane = tl.full([BLOCK], -float("inf"), tl.float32)
-    s_lane = tl.zeros([BLOCK], tl.float32)
-    i_lane = tl.zeros([BLOCK], tl.int64)
+    lanes = tl.arange(0, BLOCK)[None, :]
+    m_lane = tl.full([1, BLOCK], -float("inf"), tl.float32)
+    s_lane = tl.zeros([1, BLOCK], tl.float32)
+    i_lane = tl.zeros([1, BLOCK], tl.int64)
     for start in range(0, N, BLOCK):
-        cols = start + lanes
-        ok = cols < N
-        x = tl.load(x_ptr + row * N + cols, mask=ok, other=-float("inf")).to(tl.float32)
-        v = tl.where(ok, x - tl.log(_exponential(seed, row * N + cols)), -float("inf"))
+        x, e, mask = _noisy_tile(x_ptr, seed, rows, start, M, N, 1, BLOCK)
+        v = tl.where(mask, x - tl.log(e), -float("inf"))
         new_m = tl.maximum(m_lane, v)
-        i_lane = tl.where(v > m_lane, cols.to(tl.int64), i_lane)
+        i_lane = tl.where(v > m_lane, (start + lanes).to(tl.int64), i_lane)
         shift = tl.where(new_m > -float("inf"), new_m, 0.0)  # a lane that has seen only -inf keeps s = 0
-        s_lane = s_lane * tl.exp((m_lane - shift) / tau) + tl.exp((v - shift) / tau)
+        s_lane = s_lane * tl.exp((m_lane - shift) * inv_tau) + tl.exp((v - shift) * inv_tau)
         m_lane = new_m
-    m = tl.max(m_lane, axis=0)
-    arg = tl.min(tl.where(m_lane == m, i_lane, N), axis=0)
-    s = tl.sum(s_lane * tl.exp((m_lane - m) / tau), axis=0)
+    m = tl.max(m_lane, axis=1)
+    arg = tl.min(tl.where(m_lane == m[:, None], i_lane, N), axis=1)
+    inv_s = 1.0 / tl.sum(s_lane * tl.exp((m_lane - m[:, None]) * inv_tau), axis=1)
     for start in range(0, N, BLOCK):
-        cols = start + lanes
-        ok = cols < N
-        x = tl.load(x_ptr + row * N + cols, mask=ok, other=-float("inf")).to(tl.float32)
-        v = tl.where(ok, x - tl.log(_exponential(seed, row * N + cols)), -float("inf"))
-        y = tl.exp((v - m) / tau) / s
-        tl.store(y_ptr + row * N + cols, y.to(y_ptr.dtype.element_ty), mask=ok)
-    tl.store(idx_ptr + row, arg)
+        x, e, mask = _noisy_tile(x_ptr, seed, rows, start, M, N, 1, BLOCK)
+        v = tl.where(mask, x - tl.log(e), -float("inf"))
+        y = tl.exp((v - m[:, None]) * inv_tau) * inv_s[:, None]
+        tl.store(y_ptr + rows[:, None] * N + (start + lanes), y.to(y_ptr.dtype.element_ty), mask=mask)
+    tl.store(idx_ptr + rows, arg)
 
 
-def _pow2(n: int) -> int:
-    return triton.next_power_of_2(max(int(n), 1))
+def _pow2(n: int, at_least: int = 1) -> int:
+    return triton.next_power_of_2(max(int(n), at_least))
 
 
 def _rows(logits: torch.Tensor, dim: int) -> torch.Tensor:
@@ -163,13 +178,25 @@ def _check_covered(logits: torch.Tensor) -> None:
         )
 
 
+def race_launch(m: int, n: int) -> tuple[int, int, int]:
+    """(rows, block, column tiles) of the race kernel for an [m, n] matrix; the block is even (Philox pairs)."""
+    block = min(_pow2(n, at_least=2), RACE_BLOCK, RACE_TILE)
+    return min(_pow2(m), max(RACE_TILE // block, 1)), block, triton.cdiv(n, block)
+
+
+def softmax_launch(m: int, n: int) -> tuple[str, int, int]:
+    """(kernel, rows, block) of the Gumbel-Softmax forward for an [m, n] matrix: one tile per row block, or a loop."""
+    if n <= SOFTMAX_ONE_TILE_MAX:
+        block = _pow2(n, at_least=2)
+        return "tile", min(_pow2(m), max(SOFTMAX_ONE_TILE_MAX // block, 1)), block
+    return "loop", 1, SOFTMAX_LOOP_BLOCK
+
+
 def race_topk(logits: torch.Tensor, k: int, dim: int, generator: torch.Generator | None) -> torch.Tensor:
     """Indices of the top ``k`` of ``logits - log E`` along ``dim`` (best first), for already-checked input."""
     x = _rows(logits, dim)
     m, n = x.shape
-    block = min(_pow2(n), RACE_BLOCK, RACE_TILE)
-    rows = min(_pow2(m), max(RACE_TILE // block, 1))
-    n_tiles = triton.cdiv(n, block)
+    rows, block, n_tiles = race_launch(m, n)
     vals = torch.empty(m, n_tiles * k, dtype=torch.float32, device=x.device)
     idx = torch.empty(m, n_tiles * k, dtype=torch.int64, device=x.device)
     if m > 0:
@@ -186,17 +213,18 @@ def race_topk(logits: torch.Tensor, k: int, dim: int, generator: torch.Generator
 
 def _softmax_forward(x: torch.Tensor, tau: float, seed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     m, n = x.shape
+    info = torch.finfo(torch.float32)
+    inv_tau = min(max(1.0 / tau, info.tiny), info.max)  # a normal float32: -inf * inv_tau stays -inf, never NaN
     y = torch.empty_like(x)
     idx = torch.empty(m, dtype=torch.int64, device=x.device)
     if m == 0:
         return y, idx
-    if n <= SOFTMAX_ONE_TILE_MAX:
-        block = _pow2(n)
-        rows = min(_pow2(m), max(SOFTMAX_ONE_TILE_MAX // block, 1))
+    kind, rows, block = softmax_launch(m, n)
+    if kind == "tile":
         grid = (triton.cdiv(m, rows),)
-        _softmax_tile_kernel[grid](x, y, idx, seed, m, n, tau, ROWS=rows, BLOCK=block, num_warps=NUM_WARPS)
+        _softmax_tile_kernel[grid](x, y, idx, seed, m, n, inv_tau, ROWS=rows, BLOCK=block, num_warps=NUM_WARPS)
     else:
-        _softmax_loop_kernel[(m,)](x, y, idx, seed, n, tau, BLOCK=SOFTMAX_LOOP_BLOCK, num_warps=NUM_WARPS)
+        _softmax_loop_kernel[(m,)](x, y, idx, seed, m, n, inv_tau, BLOCK=block, num_warps=NUM_WARPS)
     return y, idx
 
 

@@ -269,3 +269,24 @@ def stored_benchmarks(results_dir: str | Path) -> list[dict]:
     """The tables ``benchmarks/sampler_speed.py --save`` stored in ``results_dir``, oldest first."""
     tables = [json.loads(p.read_text()) for p in sorted(Path(results_dir).glob("sampler_speed-*.json"))]
     return sorted(tables, key=lambda t: t.get("date", ""))
+
+
+#: The static analysis of the fused kernels compiled for sm_90, shipped with the package (tests keep it current).
+KERNEL_STATIC = "kernel_static_sm90.json"
+
+#: An H100/H200 issues 132 SMs x 4 schedulers x 32 lanes instructions per clock at 1.98 GHz (NVIDIA's H100 whitepaper:
+#: 67 TFLOPS FP32 from 16,896 lanes); an H200 streams 4.8 TB/s (its datasheet).
+H200_ISSUE_RATE = 132 * 4 * 32 * 1.98e9
+H200_BANDWIDTH = 4.8e12
+
+
+def kernel_static_table() -> dict:
+    """``python -m gumbel_book.kernel_static --arch 90`` as stored with the package: one row per launched kernel."""
+    from importlib.resources import files
+
+    return json.loads(files("gumbel_book").joinpath(KERNEL_STATIC).read_text())
+
+
+def instruction_budget(bytes_per_element: int = 4) -> float:
+    """Instructions per element an H200 can issue while streaming its full bandwidth, ``bytes_per_element`` each."""
+    return H200_ISSUE_RATE / (H200_BANDWIDTH / bytes_per_element)
