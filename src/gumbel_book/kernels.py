@@ -53,13 +53,15 @@ _BELOW_ONE = tl.constexpr(0.99999994039535522)  # the largest float32 below 1
 def _exponential(hi, lo):
     """Exp(1) draws ``-log1p(-u)`` from two random 32-bit words each: u in (0, 1) from 64 random bits.
 
-    Small draws (the ones that win a race) keep float32's full relative precision: u is built from
-    two 32-bit words, and log1p uses Goldberg's trick, exact because ``1 - w`` is exact for w in [1/2, 1].
+    Small draws (the ones that win a race) keep float32's relative precision: u is built from two
+    32-bit words, and with ``w = fl(1 - u)``, ``-log1p(-u) = -log(w) + d / w + O(d^2)`` where
+    ``d = u - (1 - w)`` is computed exactly (``1 - w`` is exact for w in [1/2, 1]) and ``|d| <= 2^-25``;
+    ``d / w`` and ``d`` differ by ``d u / w``, below float32's resolution of the result, so no division.
     """
     u = hi.to(tl.float32) * _TWO_POW_M32 + (lo.to(tl.float32) + 0.5) * _TWO_POW_M64
     u = tl.minimum(u, _BELOW_ONE)
     w = 1.0 - u
-    return tl.where(w == 1.0, u, -tl.log(w) * (u / (1.0 - w)))
+    return (u - (1.0 - w)) - tl.log(w)
 
 
 @_jit
