@@ -30,7 +30,14 @@ CHAPTERS = [c.name for c in discover_chapters(ROOT)]
 
 
 def test_every_chapter_with_exercises_is_coursework():
-    assert CHAPTERS == ["reparameterization", "gumbel_max", "gumbel_softmax", "straight_through", "categorical_vae"]
+    assert CHAPTERS == [
+        "reparameterization",
+        "gumbel_max",
+        "gumbel_softmax",
+        "straight_through",
+        "categorical_vae",
+        "language_models",
+    ]
     assert set(WRONG) == set(CHAPTERS)
 
 

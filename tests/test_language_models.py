@@ -163,6 +163,84 @@ def test_exercise_checks_accept_right_and_reject_wrong_answers(check, right, wro
         check("not a function")
 
 
+HIDDEN_RACE_CASES = (
+    ((0.0, 1.0, -0.5), 0.7),
+    ((2.0, -math.inf, 1.0, 0.0, -1.0, 0.5), 1.5),
+    ((-300.0, -301.0, -299.5), 0.25),
+)
+
+
+@pytest.mark.parametrize(
+    "check, right, wrongs, kwargs",
+    [
+        (
+            ex.check_exponential_race,
+            race_ok,
+            [race_no_temperature, race_times, race_with_package],
+            {"seed": 8_191, "n": 80_000, "cases": HIDDEN_RACE_CASES},
+        ),
+        (
+            ex.check_top_k_sampler,
+            topk_ok,
+            [topk_uniform, topk_untruncated],
+            {"seed": 5_557, "n": 80_000, "logits": (0.3, -1.0, 2.2, 1.1, -0.4, 0.8, -2.0), "ks": (2, 4, 7)},
+        ),
+        (
+            ex.check_watermark_detector,
+            detect_ok,
+            [detect_wrong_score, detect_with_package],
+            {"key": 31_337, "seed": 12, "vocab_size": 50, "window": 3},
+        ),
+    ],
+    ids=["race", "topk", "detect"],
+)
+def test_exercise_checks_take_other_seeds_and_inputs(check, right, wrongs, kwargs, capsys):
+    """The hidden tests' inputs: the right answer still passes, every wrong one still fails."""
+    assert check(right, **kwargs) is None and "correct" in capsys.readouterr().out
+    for wrong in wrongs:
+        with pytest.raises(AssertionError):
+            check(wrong, **kwargs)
+
+
+def test_watermark_check_uses_the_window_it_is_given():
+    def detect_window_4(tokens, key, vocab_size, window):
+        return detect_ok(tokens, key, vocab_size, 4)
+
+    ex.check_watermark_detector(detect_window_4)  # right at the default window, 4
+    with pytest.raises(AssertionError, match="not detected"):
+        ex.check_watermark_detector(detect_window_4, key=31_337, seed=12, vocab_size=50, window=3)
+
+
+def test_the_chapters_hidden_tests_accept_the_solutions_and_reject_wrong_answers(capsys):
+    """Each hidden test of the chapter, run as the autograder runs it, on the solution and on wrong answers."""
+    import ast
+
+    from gumbel_book.course import discover_chapters, hidden_test_sources
+    from gumbel_book.course.build import assignment_notebook
+
+    (chapter,) = discover_chapters(ROOT, ["language_models"])
+    answers = {
+        "race": (race_ok, [race_no_temperature, race_times]),
+        "sample": (topk_ok, [topk_uniform, topk_untruncated]),
+        "detect": (detect_ok, [detect_wrong_score]),
+    }
+    seen = set()
+    for source in hidden_test_sources(assignment_notebook(chapter)):
+        tree = ast.parse(source)
+        (test,) = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
+        namespace: dict = {}
+        exec(compile(ast.Module([test], type_ignores=[]), test.name, "exec"), namespace)
+        answer = test.args.args[0].arg
+        right, wrongs = answers[answer]
+        namespace[test.name](right)
+        assert "correct" in capsys.readouterr().out
+        for wrong in wrongs:
+            with pytest.raises(AssertionError):
+                namespace[test.name](wrong)
+        seen.add(answer)
+    assert seen == set(answers)
+
+
 def test_the_package_answers_are_restored_after_a_check():
     with pytest.raises(AssertionError, match="not allowed"):
         ex.check_exponential_race(race_with_package)

@@ -20,6 +20,12 @@ WRONG = {
     "gumbel_softmax": ("gs-binary-concrete", "def log_density(y1, logit_diff, tau):\n    return torch.log(y1)\n"),
     "straight_through": ("st-layer", "def my_st(logits, generator):\n    return torch.softmax(logits, dim=-1)\n"),
     "categorical_vae": ("vae-iw-bound", "def iw(log_w):\n    return log_w.mean(0)\n"),
+    "language_models": (
+        "lm-race",
+        "def race(logits, temperature, generator=None):\n"
+        "    p = torch.softmax(logits / temperature, dim=-1)\n"
+        "    return (p * torch.empty_like(p).exponential_(generator=generator)).argmax(dim=-1)\n",
+    ),
 }
 
 

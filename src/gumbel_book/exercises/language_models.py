@@ -4,13 +4,15 @@ Each check takes the student's function, returns None (printing "correct") when 
 ``AssertionError`` with a hint, never the expected values, when it is wrong; ``TypeError`` only when the
 answer is not a function. While the student's function runs, the package's samplers, this chapter's
 lab answers, ``torch.multinomial`` and ``torch.nn.functional.gumbel_softmax`` raise ``AssertionError``,
-so the check tests the student's own work. Statistical checks use fixed seeds and alpha = 1e-4.
+so the check tests the student's own work. Statistical checks use fixed seeds and alpha = 1e-4; their
+keyword arguments (seeds, sample sizes, inputs) let the hidden tests ask the same question with other inputs,
+and the defaults are the public checks.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -73,13 +75,23 @@ def _pvalue(counts: np.ndarray, probs: np.ndarray) -> float:
 RACE_CASES = (((1.0, 0.0, -1.0, 2.0), 1.0), ((1.0, 0.0, -1.0, 2.0), 0.5), ((0.5, -math.inf, 0.0, 1.5, -1.0), 2.0))
 
 
-def check_exponential_race(race: Callable) -> None:
-    """Exercise: ``race(logits, temperature, generator=None)`` samples softmax(logits / T) per row as argmax p / E."""
+def check_exponential_race(
+    race: Callable,
+    *,
+    seed: int = 0,
+    n: int = N,
+    cases: Sequence[tuple[Sequence[float], float]] = RACE_CASES,
+) -> None:
+    """Exercise: ``race(logits, temperature, generator=None)`` samples softmax(logits / T) per row as argmax p / E.
+
+    Each ``(logits, temperature)`` of ``cases`` is repeated over ``n`` rows and drawn with seed ``seed + j``
+    (``j`` its position); a chi-square test at alpha = 1e-4 compares the frequencies with softmax(logits / T).
+    """
     _check_callable(race)
     rule = "use torch.softmax, Tensor.exponential_ (or torch.rand) and argmax"
-    for j, (case, t) in enumerate(RACE_CASES):
-        logits = torch.tensor(case).expand(N, -1).clone()
-        idx = _indices(_call(race, logits, t, seed=j, rule=rule), N, len(case), "race(logits, temperature)")
+    for j, (case, t) in enumerate(cases):
+        logits = torch.tensor(case).expand(n, -1).clone()
+        idx = _indices(_call(race, logits, t, seed=seed + j, rule=rule), n, len(case), "race(logits, temperature)")
         counts = np.bincount(idx.numpy(), minlength=len(case))
         target = torch.softmax(torch.tensor(case, dtype=torch.float64) / t, -1).numpy()
         assert counts[target == 0].sum() == 0, "a masked (-inf) category was sampled: its probability is 0"
@@ -97,15 +109,27 @@ def check_exponential_race(race: Callable) -> None:
 TOPK_CASE = (2.0, 0.5, 1.5, -1.0, 0.0, 1.0)
 
 
-def check_top_k_sampler(sample: Callable) -> None:
-    """Exercise: ``sample(logits, k, generator=None)`` draws one index per row from softmax(logits) cut to the top k."""
+def check_top_k_sampler(
+    sample: Callable,
+    *,
+    seed: int = 10,
+    n: int = N,
+    logits: Sequence[float] = TOPK_CASE,
+    ks: Sequence[int] = (1, 3),
+) -> None:
+    """Exercise: ``sample(logits, k, generator=None)`` draws one index per row from softmax(logits) cut to the top k.
+
+    ``logits`` (no ties, so the top k are well defined) is repeated over ``n`` rows; the ``j``-th ``k`` of ``ks`` is
+    drawn with seed ``seed + j`` and tested by a chi-square test at alpha = 1e-4.
+    """
     _check_callable(sample)
     rule = "use torch.topk (or sort), Tensor.exponential_ or torch.rand, and argmax"
-    for j, k in enumerate((1, 3)):
-        logits = torch.tensor(TOPK_CASE).expand(N, -1).clone()
-        idx = _indices(_call(sample, logits, k, seed=10 + j, rule=rule), N, len(TOPK_CASE), "sample(logits, k)")
-        counts = np.bincount(idx.numpy(), minlength=len(TOPK_CASE))
-        lg = torch.tensor(TOPK_CASE, dtype=torch.float64)
+    case = tuple(logits)
+    for j, k in enumerate(ks):
+        rows = torch.tensor(case).expand(n, -1).clone()
+        idx = _indices(_call(sample, rows, k, seed=seed + j, rule=rule), n, len(case), "sample(logits, k)")
+        counts = np.bincount(idx.numpy(), minlength=len(case))
+        lg = torch.tensor(case, dtype=torch.float64)
         keep = torch.zeros_like(lg, dtype=torch.bool).scatter(0, lg.topk(k).indices, True)
         assert counts[~keep.numpy()].sum() == 0, f"with k={k} you sampled a category outside the k most likely"
         target = torch.softmax(lg.masked_fill(~keep, -math.inf), -1).numpy()
@@ -141,20 +165,22 @@ def _watermark_texts(key: int, n_texts: int, length: int, vocab: int, window: in
     return out
 
 
-def check_watermark_detector(detect: Callable) -> None:
+def check_watermark_detector(
+    detect: Callable, *, key: int = 2718, seed: int = 7, vocab_size: int = 40, window: int = 4
+) -> None:
     """Exercise: ``detect(tokens, key, vocab_size, window)`` returns the p-value of the keyed-Gumbel watermark test.
 
     ``tokens`` is a 1-D tensor whose first ``window`` ids are the prompt. Watermarked texts must get
     p-values below 1e-3, texts sampled without the key (or checked with another key) p-values that look uniform.
+    The texts come from a random bigram model over ``vocab_size`` tokens drawn with ``seed``, watermarked with ``key``.
     """
     _check_callable(detect)
-    key, vocab, window = 2718, 40, 4
-    texts = _watermark_texts(key, n_texts=40, length=200, vocab=vocab, window=window, seed=7)
+    texts = _watermark_texts(key, n_texts=40, length=200, vocab=vocab_size, window=window, seed=seed)
     rule = "use keyed_uniforms, torch.log1p and scipy.stats.gamma"
     with own_work(rule, extra=FORBIDDEN):
-        p_marked = [detect(t.clone(), key, vocab, window) for t in texts["watermarked"]]
-        p_plain = [detect(t.clone(), key, vocab, window) for t in texts["plain"]]
-        p_other = [detect(t.clone(), key + 1, vocab, window) for t in texts["watermarked"]]
+        p_marked = [detect(t.clone(), key, vocab_size, window) for t in texts["watermarked"]]
+        p_plain = [detect(t.clone(), key, vocab_size, window) for t in texts["plain"]]
+        p_other = [detect(t.clone(), key + 1, vocab_size, window) for t in texts["watermarked"]]
     for p in p_marked + p_plain + p_other:
         assert isinstance(p, float | np.floating) or (isinstance(p, torch.Tensor) and p.numel() == 1), (
             f"detect must return one p-value (a float), got {type(p).__name__}"
