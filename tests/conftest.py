@@ -1,9 +1,15 @@
-"""Shared pytest set-up: the CUDA marker skips cleanly on machines without a GPU."""
+"""Shared pytest set-up: the CUDA marker skips cleanly on machines without a GPU, and without a GPU the fused
+kernels run in Triton's interpreter for the whole session, whichever test module happens to import Triton first."""
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 import torch
+
+if not torch.cuda.is_available() and importlib.util.find_spec("triton") is not None:
+    import gumbel_book.kernels  # noqa: F401  (before anything imports Triton: it selects the interpreter)
 
 
 def pytest_collection_modifyitems(config, items):

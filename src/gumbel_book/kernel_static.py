@@ -24,21 +24,28 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-if "gumbel_book.kernels" in sys.modules or "triton" in sys.modules:
-    _interp = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
-    if _interp:
-        raise ImportError(
-            "gumbel_book.kernel_static compiles for a GPU target, but Triton's interpreter is on in this process; "
+
+def _compiler():
+    """(triton, its ASTSource and GPUTarget, gumbel_book.kernels), compiled, not interpreted.
+
+    Importing this module changes nothing; the first compile loads Triton, so it must run in a process
+    whose Triton has not been started in interpreter mode (``python -m gumbel_book.kernel_static``)."""
+    if "triton" not in sys.modules:
+        os.environ["TRITON_INTERPRET"] = "0"
+        os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")  # Triton 3.9 warns when unset; 1 is its default
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from . import kernels
+
+    if kernels.INTERPRETED:
+        raise RuntimeError(
+            "gumbel_book.kernel_static compiles for a GPU target, but this process runs Triton's interpreter; "
             "run `python -m gumbel_book.kernel_static` in a fresh process"
         )
-os.environ["TRITON_INTERPRET"] = "0"
-os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")  # Triton 3.9 warns when unset; 1 is its current default
+    return triton, ASTSource, GPUTarget, kernels
 
-import triton  # noqa: E402
-from triton.backends.compiler import GPUTarget  # noqa: E402
-from triton.compiler import ASTSource  # noqa: E402
-
-from . import kernels  # noqa: E402
 
 #: The benchmark's shapes (benchmarks/sampler_speed.py): rows x categories.
 SHAPES = ((65536, 1024), (8192, 32768), (256, 128256))
@@ -56,8 +63,8 @@ class Compiled:
     shapes: list  # the benchmark shapes that launch this configuration
     registers: int
     spill_bytes: int  # local memory per thread (register spills): 0 when everything stays in registers
-    logit_loads: int  # tensor loads of the logits in the Triton IR (one per sweep over the row)
-    stores: int  # tensor stores in the Triton IR (outputs only: no noise tensor is ever written)
+    loads: dict  # {pointer argument: loads from it in the Triton IR}: the logits (x_ptr) are read once
+    stores: dict  # {pointer argument: stores to it}: outputs only (and the long-row kernel's perturbed logits)
     philox_columns: int  # columns of the tensors Philox runs on: BLOCK // 2 means two draws per call
     instructions: int  # static machine instructions (SASS), NOPs excluded
     per_element: float  # instructions / elements per thread and sweep
@@ -65,6 +72,7 @@ class Compiled:
 
 def configurations(shapes=SHAPES, dtypes=("float32", "bfloat16"), ks=(1, 8)) -> dict:
     """{(kernel, dtype, constexprs as a tuple): [shapes]}: what the dispatcher launches for ``shapes``."""
+    kernels = _compiler()[3]
     configs: dict = collections.defaultdict(list)
     for shape in shapes:
         m, n = shape
@@ -87,18 +95,39 @@ def _signature(kernel: str, dtype: str) -> dict:
         return {**names, "n_tiles": "i32", "K": "constexpr", "ROWS": "constexpr", "BLOCK": "constexpr"}
     sig = {"x_ptr": x, "y_ptr": x, "idx_ptr": "*i64", "seed_ptr": "*i64", "M": "i32", "N": "i32", "inv_tau": "fp32"}
     if kernel == "_softmax_tile_kernel":
-        sig["ROWS"] = "constexpr"
-    return {**sig, "BLOCK": "constexpr"}
+        return {**sig, "ROWS": "constexpr", "BLOCK": "constexpr"}
+    return {"x_ptr": x, "v_ptr": "*fp32", **sig, "BLOCK": "constexpr"}
+
+
+def memory_operations(ttir: str, op: str) -> dict:
+    """{pointer argument: number of ``op`` (tt.load or tt.store) whose address derives from it} in Triton IR.
+
+    Read in order, so that a value name the printer reuses in another region means its latest definition."""
+    carried = re.compile(r"(%[\w.]+) = tt\.(?:splat|addptr|broadcast|expand_dims|reshape) (%[\w.]+)")
+    used = re.compile(rf"{op} (%[\w.]+)")
+    source: dict = {}  # SSA value -> the value its address came from
+    counts: collections.Counter = collections.Counter()
+    for line in ttir.splitlines():
+        if match := carried.search(line):
+            source[match.group(1)] = match.group(2)
+        elif match := used.search(line):
+            pointer, seen = match.group(1), set()
+            while pointer in source and pointer not in seen:
+                seen.add(pointer)
+                pointer = source[pointer]
+            counts[pointer.lstrip("%")] += 1
+    return dict(sorted(counts.items()))
 
 
 def _cuobjdump(flag: str, cubin: Path) -> str:
     """The output of the ``cuobjdump`` that ships with Triton's NVIDIA backend."""
-    tool = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
+    tool = Path(_compiler()[0].__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
     return subprocess.run([str(tool), flag, str(cubin)], capture_output=True, text=True, check=True).stdout
 
 
 def compile_one(kernel: str, dtype: str, constexprs: dict, arch: int = 90) -> Compiled:
     """Compile one configuration for ``sm_<arch>`` and read its resources and machine code."""
+    triton, ASTSource, GPUTarget, kernels = _compiler()  # noqa: N806 (classes)
     fn = getattr(kernels, kernel)
     src = ASTSource(fn=fn, signature=_signature(kernel, dtype), constexprs=constexprs)
     compiled = triton.compile(src, target=GPUTarget("cuda", arch, 32), options={"num_warps": kernels.NUM_WARPS})
@@ -110,7 +139,6 @@ def compile_one(kernel: str, dtype: str, constexprs: dict, arch: int = 90) -> Co
     spill = sum(int(re.search(rf"{what}:(\d+)", usage).group(1)) for what in ("STACK", "LOCAL"))
     instructions = [i for i in _INSTRUCTION.findall(sass) if not i.startswith("NOP")]
     ttir = compiled.asm["ttir"]
-    loads = [line for line in ttir.splitlines() if "tt.load" in line and "tensor<" in line.split("tt.load")[1]]
     philox = re.findall(r"tt.mulhiui .*: tensor<([0-9x]+)xi32>", ttir)
     threads = 32 * kernels.NUM_WARPS
     elements = constexprs.get("ROWS", 1) * constexprs["BLOCK"] / threads
@@ -121,8 +149,8 @@ def compile_one(kernel: str, dtype: str, constexprs: dict, arch: int = 90) -> Co
         shapes=[],
         registers=registers,
         spill_bytes=spill,
-        logit_loads=len(loads),
-        stores=ttir.count("tt.store"),
+        loads=memory_operations(ttir, "tt.load"),
+        stores=memory_operations(ttir, "tt.store"),
         philox_columns=int(philox[0].split("x")[-1]) if philox else 0,
         instructions=len(instructions),
         per_element=round(len(instructions) / elements, 1),
@@ -144,17 +172,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--arch", type=int, default=90, help="compute capability x 10 (90: H100/H200, 80: A100)")
     parser.add_argument("--json", type=Path, help="also write the table as JSON here")
     args = parser.parse_args(argv)
+    triton, _, _, kernels = _compiler()
     rows = report(args.arch)
     print(f"sm_{args.arch}, triton {triton.__version__}, {kernels.NUM_WARPS} warps")
     print(
-        f"{'kernel':<22}{'dtype':<10}{'constexprs':<30}{'regs':>5}{'spill':>6}{'loads':>6}{'stores':>7}"
-        f"{'philox cols':>12}{'instr/elem':>11}"
+        f"{'kernel':<22}{'dtype':<10}{'constexprs':<30}{'regs':>5}{'spill':>6}{'philox cols':>12}{'instr/elem':>11}"
+        "  loads / stores"
     )
     for r in rows:
         const = ",".join(f"{k}={v}" for k, v in r.constexprs.items())
         print(
-            f"{r.kernel:<22}{r.dtype:<10}{const:<30}{r.registers:>5}{r.spill_bytes:>6}{r.logit_loads:>6}"
-            f"{r.stores:>7}{r.philox_columns:>12}{r.per_element:>11}"
+            f"{r.kernel:<22}{r.dtype:<10}{const:<30}{r.registers:>5}{r.spill_bytes:>6}"
+            f"{r.philox_columns:>12}{r.per_element:>11}  {r.loads} / {r.stores}"
         )
     if args.json:
         payload = {"arch": args.arch, "triton": triton.__version__, "rows": [asdict(r) for r in rows]}

@@ -129,8 +129,10 @@ def _softmax_tile_kernel(x_ptr, y_ptr, idx_ptr, seed_ptr, M, N, inv_tau, ROWS: t
 
 
 @_jit
-def _softmax_loop_kernel(x_ptr, y_ptr, idx_ptr, seed_ptr, M, N, inv_tau, BLOCK: tl.constexpr):
-    """Long rows: an online max and sum in a first sweep, then the same noise again to write the output."""
+def _softmax_loop_kernel(x_ptr, v_ptr, y_ptr, idx_ptr, seed_ptr, M, N, inv_tau, BLOCK: tl.constexpr):
+    """Long rows, the logits read once: a first sweep stores the perturbed logits ``v = logit - log E``
+    (float32, at ``v_ptr``: the output itself when it is float32) and keeps an online max and sum; a second
+    sweep turns ``v`` into the output. Noise is drawn once per element, and only ``v`` ever reaches memory."""
     rows = tl.program_id(0).to(tl.int64) + tl.zeros([1], tl.int64)
     seed = tl.load(seed_ptr)
     lanes = tl.arange(0, BLOCK)[None, :]
@@ -140,6 +142,7 @@ def _softmax_loop_kernel(x_ptr, y_ptr, idx_ptr, seed_ptr, M, N, inv_tau, BLOCK: 
     for start in range(0, N, BLOCK):
         x, e, mask = _noisy_tile(x_ptr, seed, rows, start, M, N, 1, BLOCK)
         v = tl.where(mask, x - tl.log(e), -float("inf"))
+        tl.store(v_ptr + rows[:, None] * N + (start + lanes), v, mask=mask)
         new_m = tl.maximum(m_lane, v)
         i_lane = tl.where(v > m_lane, (start + lanes).to(tl.int64), i_lane)
         shift = tl.where(new_m > -float("inf"), new_m, 0.0)  # a lane that has seen only -inf keeps s = 0
@@ -148,11 +151,13 @@ def _softmax_loop_kernel(x_ptr, y_ptr, idx_ptr, seed_ptr, M, N, inv_tau, BLOCK: 
     m = tl.max(m_lane, axis=1)
     arg = tl.min(tl.where(m_lane == m[:, None], i_lane, N), axis=1)
     inv_s = 1.0 / tl.sum(s_lane * tl.exp((m_lane - m[:, None]) * inv_tau), axis=1)
+    tl.debug_barrier()  # every thread's v is in memory before any thread reads it back
     for start in range(0, N, BLOCK):
-        x, e, mask = _noisy_tile(x_ptr, seed, rows, start, M, N, 1, BLOCK)
-        v = tl.where(mask, x - tl.log(e), -float("inf"))
+        offsets = rows[:, None] * N + (start + lanes)
+        mask = (start + lanes) < N
+        v = tl.load(v_ptr + offsets, mask=mask, other=-float("inf"))
         y = tl.exp((v - m[:, None]) * inv_tau) * inv_s[:, None]
-        tl.store(y_ptr + rows[:, None] * N + (start + lanes), y.to(y_ptr.dtype.element_ty), mask=mask)
+        tl.store(y_ptr + offsets, y.to(y_ptr.dtype.element_ty), mask=mask)
     tl.store(idx_ptr + rows, arg)
 
 
@@ -226,7 +231,8 @@ def _softmax_forward(x: torch.Tensor, tau: float, seed: torch.Tensor) -> tuple[t
         grid = (triton.cdiv(m, rows),)
         _softmax_tile_kernel[grid](x, y, idx, seed, m, n, inv_tau, ROWS=rows, BLOCK=block, num_warps=NUM_WARPS)
     else:
-        _softmax_loop_kernel[(m,)](x, y, idx, seed, m, n, inv_tau, BLOCK=block, num_warps=NUM_WARPS)
+        v = y if y.dtype == torch.float32 else torch.empty(m, n, dtype=torch.float32, device=x.device)
+        _softmax_loop_kernel[(m,)](x, v, y, idx, seed, m, n, inv_tau, BLOCK=block, num_warps=NUM_WARPS)
     return y, idx
 
 
