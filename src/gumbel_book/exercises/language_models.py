@@ -171,7 +171,8 @@ def check_watermark_detector(
     """Exercise: ``detect(tokens, key, vocab_size, window)`` returns the p-value of the keyed-Gumbel watermark test.
 
     ``tokens`` is a 1-D tensor whose first ``window`` ids are the prompt. Watermarked texts must get
-    p-values below 1e-3, texts sampled without the key (or checked with another key) p-values that look uniform.
+    p-values below 1e-3, texts sampled without the key p-values that look uniform, and watermarked texts
+    checked with another key must not be flagged.
     The texts come from a random bigram model over ``vocab_size`` tokens drawn with ``seed``, watermarked with ``key``.
     """
     _check_callable(detect)
@@ -191,13 +192,15 @@ def check_watermark_detector(
         "some watermarked texts are not detected: score each token by -log(1 - r) with r its keyed uniform "
         "(the uniform of the token that was chosen, from the window of tokens before it), and sum"
     )
-    for name, ps in (
-        ("texts sampled without the key", p_plain),
-        ("watermarked texts checked with another key", p_other),
-    ):
-        ks = stats.kstest(ps, "uniform").pvalue
-        assert ks > ALPHA, (
-            f"the p-values of {name} are not uniform (KS p-value {ks:.2g}): without the key each term is Exp(1), "
-            "so the sum of n terms is Gamma(n, 1); score each (context, token) pair only once"
-        )
+    ks = stats.kstest(p_plain, "uniform").pvalue
+    assert ks > ALPHA, (
+        f"the p-values of texts sampled without the key are not uniform (KS p-value {ks:.2g}): without the key "
+        "each term is Exp(1), so the sum of n terms is Gamma(n, 1); score each (context, token) pair only once"
+    )
+    # Texts marked with one key and scored with another: none may be flagged (Bonferroni over the texts). Not a
+    # uniformity test: keyed texts of one bigram model fall into shared deterministic runs, so their p-values
+    # are not independent, and a test of uniformity would reject correct detectors for some seeds.
+    assert (p_other > 1e-3 / len(p_other)).all(), (
+        "watermarked texts checked with another key are flagged: the uniforms r must come from the key you are given"
+    )
     _correct()
