@@ -14,6 +14,7 @@ import pytest
 import yaml
 from test_package import notebook_pages, package_version, toc_pages
 
+from gumbel_book.sphinx_markers import strip_markers
 from gumbel_book.sphinx_notebooks import INSTALL_TAG, NOTEBOOKS_BRANCH, install_cell_source, launch_urls, pages_url
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,3 +106,19 @@ def test_bad_sources_and_urls_are_errors_naming_them(tmp_path):
         "Binder": "https://mybinder.org/v2/gh/Owner/repo/nb?urlpath=lab/tree/book/x.ipynb",
     }
     assert pages_url("https://github.com/Owner/repo") == "https://owner.github.io/repo/"
+
+
+@pytest.mark.parametrize("page", [p for p in notebook_pages() if p != "book/instructor"])
+def test_code_cells_do_not_show_the_course_markers(page):
+    """Solutions keep their ``# BEGIN SOLUTION`` comments for the course build; the book's pages hide them."""
+    path = HTML_DIR / f"{page}.html"
+    assert path.exists(), f"{path} missing; {NOT_BUILT}"
+    text = html.unescape(re.sub(r"<[^>]+>", "", path.read_text()))
+    assert "BEGIN SOLUTION" not in text and "END SOLUTION" not in text
+
+
+def test_strip_markers_removes_only_the_marker_lines():
+    source = "def f(x):\n    # BEGIN SOLUTION\n    return x  # the answer\n    # END SOLUTION\n"
+    assert strip_markers(source) == "def f(x):\n    return x  # the answer\n"
+    inline = "x = 1  # BEGIN SOLUTION, after code, is not a marker\n"
+    assert strip_markers(inline) == inline
