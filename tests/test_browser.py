@@ -8,11 +8,8 @@ the mouse, must change its figure. The book must be built first (README, command
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import os
-import threading
 from pathlib import Path
 
 import offline_browser as ob
@@ -24,15 +21,6 @@ ROOT = Path(__file__).resolve().parents[1]
 HTML_DIR = Path(os.environ.get("GUMBEL_BOOK_HTML_DIR", ROOT / "_build" / "html"))
 SCREENSHOTS = os.environ.get("GUMBEL_BOOK_SCREENSHOTS")
 NOT_BUILT = f"no built book at {HTML_DIR}: run the README's install-and-build command"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def _pages() -> list[str]:
@@ -44,29 +32,14 @@ def _pages() -> list[str]:
 @pytest.fixture(scope="module")
 def server():
     """Serve the built book on 127.0.0.1, the only origin the browser may reach."""
-    handler = functools.partial(_QuietHandler, directory=str(HTML_DIR))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
+    with ob.serve(HTML_DIR) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser():
-    ob.require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=ob.CHROMIUM, args=CHROMIUM_ARGS)
+    with ob.chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture

@@ -5,9 +5,6 @@ one (README, command 1) and is built from the sources without outputs otherwise.
 
 from __future__ import annotations
 
-import functools
-import http.server
-import threading
 from pathlib import Path
 
 import offline_browser as ob
@@ -23,11 +20,6 @@ ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = discover_chapters(ROOT)
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def student_book(tmp_path_factory):
     return build_student_book(ROOT, tmp_path_factory.mktemp("student") / "html")
@@ -35,26 +27,17 @@ def student_book(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(student_book):
-    handler = functools.partial(_QuietHandler, directory=str(student_book))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with ob.serve(student_book) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def page(server):
-    ob.require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=ob.CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+    with ob.chromium() as browser:
         context = browser.new_context()
         context.set_default_timeout(120_000)  # the first page loads MathJax and plotly.js on a busy machine
         context.route("**/*", lambda r: r.continue_() if r.request.url.startswith(server) else r.abort())
         yield context.new_page()
-        browser.close()
 
 
 def test_student_book_has_no_instructor_page(student_book):

@@ -83,18 +83,13 @@ def lab(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(lab):
-    ob.require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=ob.CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+    with ob.chromium() as browser:
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         pg, external, errors = ob.offline_page(context, lab)
         pg.goto(f"{lab}/lab?token={TOKEN}", wait_until="load")
         pg.wait_for_selector(".jp-DirListing-item", timeout=120_000)
         yield pg, external, errors
         context.close()
-        browser.close()
 
 
 def test_default_viewer_setting_is_installed():
