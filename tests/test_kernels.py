@@ -228,6 +228,14 @@ def test_non_contiguous_input_and_other_dims(device):
     assert kernels.gumbel_max(torch.tensor([-INF, 0.0], device=device)).item() == 1
 
 
+def test_with_checks_off_a_plus_inf_logit_wins_as_in_the_plain_code(device):
+    """+inf is refused when the data checks are on; off, the race must not turn inf - inf into a NaN winner."""
+    lg = torch.tensor([[0.0, INF, 1.0], [2.0, -1.0, INF]], device=device)
+    with gb.validate_args(False):
+        assert kernels.gumbel_max(lg, generator=_gen(device, 26)).tolist() == [1, 2]
+        assert gb.gumbel_max(lg.cpu(), generator=_gen("cpu", 26)).tolist() == [1, 2]
+
+
 BAD_CALLS = [
     ("gumbel_max", lambda lg: ((lg.new_tensor([0.0, float("nan")]),), {})),
     ("gumbel_max", lambda lg: ((lg.new_tensor([-INF, -INF]),), {})),

@@ -47,6 +47,7 @@ NUM_WARPS = 8
 _TWO_POW_M32 = tl.constexpr(2.3283064365386963e-10)  # 2**-32
 _TWO_POW_M64 = tl.constexpr(5.421010862427522e-20)  # 2**-64
 _BELOW_ONE = tl.constexpr(0.99999994039535522)  # the largest float32 below 1
+_FLOAT32_MAX = tl.constexpr(3.4028234663852886e38)
 
 
 @_jit
@@ -94,6 +95,9 @@ def _race_kernel(
     if K == 1:
         # The exponential race, argmax exp(x - m) / E with m the row's max in the tile: an exp instead of a log.
         # Exact: E lies in [2.7e-20, 16.7], so only x > m - 48 can win, and exp(-48) is far from underflow.
+        # With the data checks off a +inf logit must still win, as in the plain code: as the largest float it
+        # does, where inf - inf would make a NaN.
+        x = tl.minimum(x, _FLOAT32_MAX)
         m = tl.max(x, axis=1)
         m = tl.where(m > -float("inf"), m, 0.0)
         best, arg = tl.max(tl.exp(x - m[:, None]) / e, axis=1, return_indices=True)
