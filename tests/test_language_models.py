@@ -258,3 +258,42 @@ def test_kernel_static_table_ships_and_the_budget_follows_the_bytes():
     budget = lm.instruction_budget(4)
     assert budget == pytest.approx(132 * 4 * 32 * 1.98e9 / 1.2e12) and 20 < budget < 40
     assert lm.instruction_budget(2) == pytest.approx(budget / 2)
+
+
+BIGRAM = torch.log_softmax(torch.tensor([[0.5, -0.3, 1.0], [1.2, 0.0, -0.8], [-0.4, 0.9, 0.2]], dtype=torch.float64), 1)
+
+
+def _bigram(seqs: torch.Tensor) -> torch.Tensor:
+    return BIGRAM[seqs[:, -1]]
+
+
+def _sequence_law() -> np.ndarray:
+    """P(a, b) of the 9 two-token continuations of token 0 under BIGRAM, indexed 3a + b."""
+    return np.array([math.exp(BIGRAM[0, a] + BIGRAM[a, b]) for a in range(3) for b in range(3)])
+
+
+def test_stochastic_beam_search_samples_sequences_without_replacement():
+    """4,000 searches with k=2 over the 9 sequences of 2 tokens: the first is drawn from P (chi-square at 1e-3),
+    the second from sampling without replacement, sum_i P_i P_j / (1 - P_i); the with-replacement law is rejected."""
+    gen = torch.Generator().manual_seed(27)
+    n, p = 4000, _sequence_law()
+    first, second = np.zeros(9), np.zeros(9)
+    for _ in range(n):
+        seqs, log_p, keys = lm.stochastic_beam_search(_bigram, torch.tensor([0]), 2, 2, generator=gen)
+        ids = (seqs[:, 0] * 3 + seqs[:, 1]).tolist()
+        assert ids[0] != ids[1] and keys[0] >= keys[1]
+        assert torch.allclose(log_p, torch.tensor(np.log(p[ids])))
+        first[ids[0]] += 1
+        second[ids[1]] += 1
+    without = np.array([sum(p[i] * p[j] / (1 - p[i]) for i in range(9) if i != j) for j in range(9)])
+    assert scipy.stats.chisquare(first, p * n).pvalue > 1e-3
+    assert scipy.stats.chisquare(second, without * n).pvalue > 1e-3
+    assert scipy.stats.chisquare(second, p * n).pvalue < 1e-3  # negative control: with replacement
+
+
+def test_stochastic_beam_search_returns_every_sequence_when_k_covers_them():
+    seqs, log_p, keys = lm.stochastic_beam_search(_bigram, torch.tensor([0]), 20, 2)
+    assert len({tuple(s) for s in seqs.tolist()}) == 9 and bool((keys[:-1] >= keys[1:]).all())
+    assert math.isclose(float(log_p.exp().sum()), 1.0)
+    with pytest.raises(ValueError, match="k"):
+        lm.stochastic_beam_search(_bigram, torch.tensor([0]), 0, 2)

@@ -215,6 +215,48 @@ def generate(
     return ids[:, prompts.shape[1] :]
 
 
+def _log1mexp(a: torch.Tensor) -> torch.Tensor:
+    """``log(1 - exp(a))`` for ``a <= 0``, accurate at both ends (Maechler's two branches)."""
+    return torch.where(a > -math.log(2), torch.log(-torch.expm1(a)), torch.log1p(-torch.exp(a)))
+
+
+def stochastic_beam_search(
+    next_log_probs: Callable[[torch.Tensor], torch.Tensor],
+    prefix: torch.Tensor,
+    k: int,
+    steps: int,
+    *,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``k`` distinct sequences of ``steps`` tokens after ``prefix``, sampled without replacement (Kool et al. 2019).
+
+    ``next_log_probs(seqs)`` maps ``[beams, length]`` token ids to ``[beams, vocab]`` next-token log-probabilities.
+    Every partial sequence carries a Gumbel key, its log-probability plus Gumbel noise; a child's key is drawn
+    conditioned on the largest key among its siblings being the parent's, so the keys of the finished
+    sequences are those of sampling every full sequence independently, and the top ``k`` are a sample
+    without replacement. Returns the sequences ``[k, steps]``, their log-probabilities and keys, largest key first.
+    """
+    k, steps = check_int(k, "k"), check_int(steps, "steps")
+    seqs = torch.as_tensor(prefix, dtype=torch.int64).reshape(1, -1)
+    log_p = torch.zeros(1, dtype=torch.float64)
+    keys = torch.zeros(1, dtype=torch.float64)  # the root's key: any value works, the law of the rest is the same
+    for _ in range(steps):
+        child_log_p = log_p[:, None] + next_log_probs(seqs).double()
+        free = child_log_p - torch.log(torch.empty_like(child_log_p).exponential_(generator=generator))
+        top = free.max(dim=1, keepdim=True).values
+        # Condition the siblings' maximum on the parent's key: -log(exp(-G) - exp(-Z) + exp(-free)), stably.
+        v = keys[:, None] - free + _log1mexp(torch.clamp(free - top, max=0.0))
+        child_keys = keys[:, None] - torch.relu(v) - torch.log1p(torch.exp(-v.abs()))
+        child_keys = torch.where(torch.isfinite(child_log_p), child_keys, -math.inf)
+        flat = child_keys.flatten()
+        n_keep = min(k, int(torch.isfinite(flat).sum()))
+        best = flat.topk(n_keep).indices
+        parent, token = best // child_keys.shape[1], best % child_keys.shape[1]
+        seqs = torch.cat([seqs[parent], token[:, None]], dim=1)
+        log_p, keys = child_log_p.flatten()[best], flat[best]
+    return seqs[:, -steps:], log_p, keys
+
+
 def watermark_score(tokens: torch.Tensor, key: int, vocab_size: int, window: int = 4) -> tuple[float, int]:
     """Aaronson's score ``sum_t -log(1 - r_t(x_t))`` of a token sequence, and the number of terms it sums.
 
