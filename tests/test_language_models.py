@@ -248,6 +248,19 @@ def test_the_package_answers_are_restored_after_a_check():
     assert torch.multinomial(torch.ones(3), 1).shape == (1,)
 
 
+def test_the_top_k_check_refuses_stochastic_beam_search():
+    """One step of the package's stochastic beam search with k=1 would be a ready-made sampler: it is switched off."""
+
+    def sample(logits, k, generator=None):
+        row = logits[:1]
+        cut = row.masked_fill(row < row.topk(k).values[:, -1:], -math.inf)
+        step = lm.stochastic_beam_search(lambda s: torch.log_softmax(cut, -1), torch.tensor([0]), 1, 1)
+        return step[0].flatten().expand(logits.shape[0])
+
+    with pytest.raises(AssertionError, match="not allowed"):
+        ex.check_top_k_sampler(sample)
+
+
 def test_kernel_static_table_ships_and_the_budget_follows_the_bytes():
     """The chapter's instruction count comes from the table shipped with the package; the budget is issue / stream."""
     rows = lm.kernel_static_table()["rows"]

@@ -29,6 +29,7 @@ FORBIDDEN = (
     "gumbel_book.language_models_lab:top_k_logits",
     "gumbel_book.language_models_lab:top_p_logits",
     "gumbel_book.language_models_lab:generate",
+    "gumbel_book.language_models_lab:stochastic_beam_search",
     "gumbel_book.language_models_lab:watermark_score",
     "gumbel_book.language_models_lab:watermark_pvalue",
     "gumbel_book.kernels:gumbel_max",
