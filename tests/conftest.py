@@ -3,13 +3,12 @@ kernels run in Triton's interpreter for the whole session, whichever test module
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 import torch
 
-if not torch.cuda.is_available() and importlib.util.find_spec("triton") is not None:
-    import gumbel_book.kernels  # noqa: F401  (before anything imports Triton: it selects the interpreter)
+from gumbel_book import kernels
+
+kernels.use_interpreter()  # before anything imports Triton; a no-op with a GPU or without Triton
 
 
 def pytest_collection_modifyitems(config, items):

@@ -25,9 +25,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .plotting import BUILD_ENV
+from .settings import data_dir, in_book_build
 
-DATA_ENV = "GUMBEL_BOOK_DATA"
 SPLITS = ("train", "test")
 FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -65,7 +64,7 @@ class CorruptFileError(ValueError):
 
 def progress_default() -> bool:
     """Progress bars on the command line and in Jupyter, off inside the book build."""
-    return not os.environ.get(BUILD_ENV)
+    return not in_book_build()
 
 
 def repo_shared_dir(name: str = "mnist") -> Path:
@@ -85,8 +84,8 @@ def search_dirs(root: str | os.PathLike | None = None) -> list[Path]:
     dirs: list[Path] = []
     if root is not None:
         dirs.append(Path(root))
-    if os.environ.get(DATA_ENV):
-        dirs.append(Path(os.environ[DATA_ENV]))
+    if data_dir() is not None:
+        dirs.append(data_dir())
     dirs.append(repo_shared_dir("mnist"))
     dirs.append(repo_shared_dir("mnist-train"))
     dirs.append(cache_dir())
@@ -210,8 +209,8 @@ def _locate(name: str, dirs: list[Path]) -> Path | None:
 def _writable_dir(root: str | os.PathLike | None) -> Path:
     if root is not None:
         return Path(root)
-    if os.environ.get(DATA_ENV):
-        return Path(os.environ[DATA_ENV])
+    if data_dir() is not None:
+        return data_dir()
     return cache_dir()
 
 

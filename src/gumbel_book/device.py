@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 import torch
 
-DEVICE_ENV = "GUMBEL_BOOK_DEVICE"
+from .settings import DEVICE_ENV, forced_device
 
 
 def _check_available(device: torch.device, raw: str) -> None:
@@ -33,7 +31,7 @@ def default_device() -> torch.device:
     An unknown or unavailable device in the environment variable is an error that names the value,
     so a typo never silently falls back to the CPU.
     """
-    raw = os.environ.get(DEVICE_ENV, "").strip()
+    raw = forced_device()
     if raw:
         try:
             device = torch.device(raw)

@@ -6,14 +6,14 @@ at the end, so float16 and bfloat16 inputs never produce NaN (PyTorch #41663).
 
 from __future__ import annotations
 
-import importlib.util
+import contextlib
 import math
-import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 
-from .validation import check_logits, check_tau, validation_enabled
+from . import kernels, settings
+from .validation import check_choice, check_logits, check_tau, check_topk, validation_enabled
 
 Shape = int | Sequence[int] | torch.Size
 
@@ -76,21 +76,45 @@ def _perturbed(logits: torch.Tensor, generator: torch.Generator | None) -> torch
     return logits.to(compute) + g
 
 
-#: Devices whose tensors go to the fused Triton kernels (:mod:`gumbel_book.kernels`).
-KERNEL_DEVICES = ("cuda",)
-#: Input dtypes the kernels cover (they compute in float32), and the largest ``k`` they take.
-KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-KERNEL_MAX_K = 32
+BACKENDS = ("auto", "torch", "fused")
+"""Where the samplers compute: ``auto`` (the fused kernels for the CUDA tensors they cover, else plain torch),
+``torch`` always, or ``fused`` always (an error for input the kernels do not cover)."""
+_BACKEND = "auto"
+
+
+def set_backend(name: str) -> None:
+    """Choose where :func:`gumbel_max`, :func:`gumbel_topk` and :func:`gumbel_softmax` compute (:data:`BACKENDS`)."""
+    global _BACKEND
+    _BACKEND = check_choice(name, BACKENDS, "backend")
+
+
+@contextlib.contextmanager
+def backend(name: str) -> Iterator[None]:
+    """Context manager that sets :func:`set_backend` for the duration of a block."""
+    previous = _BACKEND
+    set_backend(name)
+    try:
+        yield
+    finally:
+        set_backend(previous)
 
 
 def use_kernels(logits: torch.Tensor, k: int = 1, tau: float | torch.Tensor = 1.0) -> bool:
-    """Whether a call goes to the fused Triton kernels: a CUDA tensor of a covered dtype, a small ``k``,
-    a float ``tau``, Triton installed, and ``GUMBEL_BOOK_KERNELS`` not set to ``0``."""
-    if logits.device.type not in KERNEL_DEVICES or os.environ.get("GUMBEL_BOOK_KERNELS", "1") == "0":
+    """Whether this call goes to the fused Triton kernels (:mod:`gumbel_book.kernels`).
+
+    Under ``auto``: a CUDA tensor the kernels cover, Triton installed, and ``GUMBEL_BOOK_KERNELS`` not ``0``.
+    Under ``fused``: always, and input the kernels do not cover is a ``ValueError`` naming why.
+    """
+    if _BACKEND == "torch":
         return False
-    if logits.dtype not in KERNEL_DTYPES or k > KERNEL_MAX_K or isinstance(tau, torch.Tensor):
+    reason = kernels.covers(logits, k, tau)
+    if _BACKEND == "fused":
+        if reason is not None:
+            raise ValueError(f"backend 'fused': {reason}")
+        return True
+    if logits.device.type not in kernels.KERNEL_DEVICES or not settings.kernels_allowed():
         return False
-    return importlib.util.find_spec("triton") is not None
+    return reason is None and kernels.triton_installed()
 
 
 def gumbel_max(logits: torch.Tensor, dim: int = -1, *, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -100,9 +124,7 @@ def gumbel_max(logits: torch.Tensor, dim: int = -1, *, generator: torch.Generato
     """
     dim = check_logits(logits, dim)
     if use_kernels(logits):
-        from .kernels import race_topk
-
-        return race_topk(logits, 1, dim, generator).squeeze(dim)
+        return kernels.race_topk(logits, 1, dim, generator).squeeze(dim)
     return _perturbed(logits, generator).argmax(dim=dim)
 
 
@@ -116,28 +138,8 @@ def gumbel_topk(
     """
     dim = check_topk(logits, k, dim)
     if use_kernels(logits, k=k):
-        from .kernels import race_topk
-
-        return race_topk(logits, k, dim, generator)
+        return kernels.race_topk(logits, k, dim, generator)
     return _perturbed(logits, generator).topk(k, dim=dim).indices
-
-
-def check_topk(logits: torch.Tensor, k: int, dim: int) -> int:
-    """The argument checks of :func:`gumbel_topk`; returns ``dim`` made non-negative."""
-    dim = check_logits(logits, dim)
-    if isinstance(k, bool) or not isinstance(k, int):
-        raise TypeError(f"k must be an int, got {k!r}")
-    n = logits.shape[dim]
-    if not 1 <= k <= n:
-        raise ValueError(f"k={k} must be between 1 and the number of categories {n}")
-    if validation_enabled():
-        finite = torch.isfinite(logits).sum(dim=dim)
-        if bool((finite < k).any()):
-            raise ValueError(
-                f"k={k} exceeds the number of unmasked (finite) categories, which is {int(finite.min())} "
-                "in at least one row"
-            )
-    return dim
 
 
 def _tau_for(tau: float | torch.Tensor, dtype: torch.dtype, device: torch.device) -> float | torch.Tensor:
@@ -168,9 +170,7 @@ def gumbel_softmax(
     tau = check_tau(tau)
     dim = check_logits(logits, dim)
     if use_kernels(logits, tau=tau):
-        from .kernels import fused_gumbel_softmax
-
-        return fused_gumbel_softmax(logits, tau, hard, dim, generator)
+        return kernels.fused_gumbel_softmax(logits, tau, hard, dim, generator)
     x = _perturbed(logits, generator)
     # Shift by the (detached) max before dividing, so that a tiny tau sends non-maximal entries to
     # -inf instead of overflowing the maximal one; softmax is shift-invariant, so this is exact.

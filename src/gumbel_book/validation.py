@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from numbers import Integral, Real
 
 import torch
@@ -100,3 +100,55 @@ def check_logits(logits: torch.Tensor, dim: int, name: str = "logits") -> int:
                 "at least one category must have a finite logit"
             )
     return dim
+
+
+def check_topk(logits: torch.Tensor, k: int, dim: int) -> int:
+    """The argument checks of ``gumbel_topk``: :func:`check_logits`, and ``k`` between 1 and the number of
+    (when enabled: unmasked) categories; returns ``dim`` made non-negative."""
+    dim = check_logits(logits, dim)
+    if isinstance(k, bool) or not isinstance(k, int):
+        raise TypeError(f"k must be an int, got {k!r}")
+    n = logits.shape[dim]
+    if not 1 <= k <= n:
+        raise ValueError(f"k={k} must be between 1 and the number of categories {n}")
+    if _VALIDATE:
+        finite = torch.isfinite(logits).sum(dim=dim)
+        if bool((finite < k).any()):
+            raise ValueError(
+                f"k={k} exceeds the number of unmasked (finite) categories, which is {int(finite.min())} "
+                "in at least one row"
+            )
+    return dim
+
+
+def check_real(
+    value: float, name: str, *, minimum: float | None = None, positive: bool = False, finite: bool = True
+) -> float:
+    """Return ``value`` as a float if it is a real number (not a bool): finite unless ``finite=False``,
+    > 0 when ``positive``, >= ``minimum`` when given; else raise ``TypeError``/``ValueError`` naming it."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.dtype == torch.bool:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if finite and not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if positive and not value > 0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+    if minimum is not None and not value >= minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return value
+
+
+def check_choice(value: str, choices: Sequence[str], name: str) -> str:
+    """Return ``value`` if it is one of ``choices``, else raise ``ValueError`` listing them."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+    return value
+
+
+def check_bool(value: bool, name: str) -> bool:
+    """Return ``value`` if it is a bool, else raise ``TypeError`` naming it."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return value

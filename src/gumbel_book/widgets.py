@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 import torch
 
 from .figures.gumbel_softmax import SIMPLEX_LOGITS, UPDATED_TRACES, simplex_base_figure, simplex_trace_updates
-from .gumbel_softmax_lab import _as_logits, simplex_view
+from .labs.gumbel_softmax import _as_logits, simplex_view
 from .validation import check_int, check_tau
 
 TAU_RANGE = (0.05, 10.0)

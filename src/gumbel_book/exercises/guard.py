@@ -29,13 +29,13 @@ PACKAGE_ANSWERS = (
     "gumbel_book.sampling:gumbel_softmax",
     "gumbel_book.sampling:concrete_log_prob",
     "gumbel_book.schedule:anneal_tau",
-    "gumbel_book.gumbel_max_lab:gumbel_inverse_cdf",
-    "gumbel_book.gumbel_max_lab:gumbel_eps_form",
-    "gumbel_book.gumbel_max_lab:sequential_without_replacement",
-    "gumbel_book.gumbel_max_lab:ordered_tuple_probabilities",
-    "gumbel_book.gumbel_softmax_lab:relaxed_samples",
-    "gumbel_book.reparameterization_lab:gradient_samples",
-    "gumbel_book.reparameterization_lab:exact_variance",
+    "gumbel_book.labs.gumbel_max:gumbel_inverse_cdf",
+    "gumbel_book.labs.gumbel_max:gumbel_eps_form",
+    "gumbel_book.labs.gumbel_max:sequential_without_replacement",
+    "gumbel_book.labs.gumbel_max:ordered_tuple_probabilities",
+    "gumbel_book.labs.gumbel_softmax:relaxed_samples",
+    "gumbel_book.labs.reparameterization:gradient_samples",
+    "gumbel_book.labs.reparameterization:exact_variance",
     "gumbel_book.straight_through:straight_through_softmax",
     "gumbel_book.straight_through:straight_through_given",
     "gumbel_book.straight_through:reinmax",
@@ -144,7 +144,7 @@ def own_work(rule: str, extra: Sequence[str] = ()) -> Iterator[None]:
     try:
         for spec in (*PACKAGE_ANSWERS, *extra):
             module_name, name = spec.split(":")
-            if module_name.endswith(".kernels") and module_name not in sys.modules:
+            if module_name.endswith(".fused") and module_name not in sys.modules:
                 continue  # never imported, so never called; importing it would load Triton
             module = importlib.import_module(module_name)
             fn = getattr(module, name)

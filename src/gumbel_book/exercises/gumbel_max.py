@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 import torch
 from scipy import stats
 
-from ..gumbel_max_lab import EULER_GAMMA, chi_square_gof, ordered_tuple_probabilities
+from ..labs.gumbel_max import EULER_GAMMA, chi_square_gof, ordered_tuple_probabilities
 from .guard import call_with_generator, check_callable, check_number, own_work
 
 ALPHA = 1e-4

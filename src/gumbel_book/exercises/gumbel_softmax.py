@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from ..gumbel_softmax_lab import relaxed_samples
+from ..labs.gumbel_softmax import relaxed_samples
 from ..sampling import concrete_log_prob
 from ..schedule import anneal_tau
 from .guard import check_callable, own_work

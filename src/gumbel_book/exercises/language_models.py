@@ -25,17 +25,17 @@ N = 100_000
 
 # This chapter's ready-made answers, disabled (besides the package's samplers) while the student's function runs.
 FORBIDDEN = (
-    "gumbel_book.language_models_lab:exponential_race",
-    "gumbel_book.language_models_lab:top_k_logits",
-    "gumbel_book.language_models_lab:top_p_logits",
-    "gumbel_book.language_models_lab:generate",
-    "gumbel_book.language_models_lab:stochastic_beam_search",
-    "gumbel_book.language_models_lab:watermark_score",
-    "gumbel_book.language_models_lab:watermark_pvalue",
-    "gumbel_book.kernels:gumbel_max",
-    "gumbel_book.kernels:gumbel_topk",
-    "gumbel_book.kernels:gumbel_softmax",
+    "gumbel_book.labs.language_models:exponential_race",
+    "gumbel_book.labs.language_models:top_k_logits",
+    "gumbel_book.labs.language_models:top_p_logits",
+    "gumbel_book.labs.language_models:generate",
+    "gumbel_book.labs.language_models:stochastic_beam_search",
+    "gumbel_book.labs.language_models:watermark_score",
+    "gumbel_book.labs.language_models:watermark_pvalue",
     "gumbel_book.kernels:race_topk",
+    "gumbel_book.kernels:fused_gumbel_softmax",
+    "gumbel_book.kernels.fused:race_topk",
+    "gumbel_book.kernels.fused:fused_gumbel_softmax",
 )
 
 
@@ -147,7 +147,7 @@ def check_top_k_sampler(
 
 def _watermark_texts(key: int, n_texts: int, length: int, vocab: int, window: int, seed: int) -> dict:
     """Texts from a random bigram model: keyed (watermarked) with ``key``, and plain Gumbel-max samples."""
-    from ..language_models_lab import keyed_uniforms
+    from ..labs.language_models import keyed_uniforms
     from ..sampling import gumbel_max
 
     gen = torch.Generator().manual_seed(seed)

@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from plotly.subplots import make_subplots
 
-from ..plotting import COLORS, base_layout, slider
 from ..vae import CategoricalVAE
+from .style import COLORS, base_layout, slider
 
 GREYS = [[0.0, "#ffffff"], [1.0, "#000000"]]
 LEVELS = 9  # pixel probabilities are drawn in 10 grey levels, 0..9: one digit per pixel keeps the page small

@@ -7,15 +7,15 @@ from collections.abc import Mapping, Sequence
 import plotly.graph_objects as go
 import torch
 
-from ..gumbel_max_lab import (
+from ..labs.gumbel_max import (
     empirical_frequencies,
     gumbel_pdf,
     ordered_tuple_probabilities,
     sequential_without_replacement,
     tuple_frequencies,
 )
-from ..plotting import COLORS, base_layout, slider
 from ..sampling import gumbel_max, gumbel_topk, sample_gumbel
+from .style import COLORS, base_layout, slider
 
 INF = float("inf")
 TOP_LEGEND = {"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom"}

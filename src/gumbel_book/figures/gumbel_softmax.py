@@ -13,8 +13,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..gumbel_softmax_lab import SQRT3_2, annealing_curves, simplex_view
-from ..plotting import COLORS, base_layout, slider
+from ..labs.gumbel_softmax import SQRT3_2, annealing_curves, simplex_view
+from .style import COLORS, base_layout, slider
 
 SIMPLEX_LOGITS = (1.0, 0.0, -0.7)
 SIMPLEX_TAUS = (0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
@@ -33,7 +33,7 @@ def _rounded(a: np.ndarray, digits: int = 4) -> list:
 
 
 def simplex_trace_updates(view: dict) -> list[dict]:
-    """Per-trace data of the simplex figure for one :func:`gumbel_book.gumbel_softmax_lab.simplex_view`.
+    """Per-trace data of the simplex figure for one :func:`gumbel_book.labs.gumbel_softmax.simplex_view`.
 
     One dict per trace in :data:`UPDATED_TRACES` order. The static slider turns them into restyle
     steps; the live widget assigns them to the ``FigureWidget``'s traces.
@@ -133,7 +133,7 @@ def simplex_figure(
 
 
 def tradeoff_figure(data: dict) -> go.Figure:
-    """Three panels against tau (log axis) from :func:`gumbel_book.gumbel_softmax_lab.temperature_tradeoffs`."""
+    """Three panels against tau (log axis) from :func:`gumbel_book.labs.gumbel_softmax.temperature_tradeoffs`."""
     taus = np.asarray(data["taus"]).tolist()
     panels = [
         ("mean_bias", "bias: TV(E[y], π)", "linear"),

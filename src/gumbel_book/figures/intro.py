@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 import torch
 
-from ..plotting import base_layout, slider
 from ..sampling import sample_gumbel
+from .style import base_layout, slider
 
 DEFAULT_LOGITS = (1.5, 0.5, 1.0, -0.5, 0.0)
 DEFAULT_TAUS = (0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 import torch
 
-from ..plotting import COLORS, base_layout
+from .style import COLORS, base_layout
 
 
 def loss_figure(losses: Sequence[float]) -> go.Figure:

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 import torch
 
-from ..plotting import COLORS, base_layout, slider
-from ..reparameterization_lab import estimator_histograms, exact_gradient, exact_variance, running_mean, variance_vs_n
+from ..labs.reparameterization import estimator_histograms, exact_gradient, exact_variance, running_mean, variance_vs_n
+from .style import COLORS, base_layout, slider
 
 LABELS = {"score": "score function (REINFORCE)", "reparam": "reparameterization"}
 DEFAULT_MUS = (-2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0)

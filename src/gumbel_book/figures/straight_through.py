@@ -15,7 +15,7 @@ import torch
 from plotly.subplots import make_subplots
 
 from ..estimators import ESTIMATORS, LABELS, LabResult, TauSweep
-from ..plotting import COLORS, base_layout, slider
+from .style import COLORS, base_layout, slider
 
 
 def _color(name: str) -> str:

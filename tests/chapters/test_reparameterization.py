@@ -1,0 +1,151 @@
+"""Tests for gumbel_book.labs.reparameterization and its figures: exact formulas, unbiasedness, variances, bad input."""
+
+from __future__ import annotations
+
+import math
+
+import plotly.graph_objects as go
+import pytest
+import torch
+
+from gumbel_book.figures import reparameterization as figs
+from gumbel_book.labs import reparameterization as reparam
+
+Z_CRIT = 3.29  # two-sided normal quantile, alpha = 1e-3
+
+
+def test_objective_and_gradient_match_finite_differences():
+    mu, sigma, t, h = 0.7, 1.3, -0.4, 1e-6
+    grad = reparam.exact_gradient(mu, sigma, t)
+    fd_mu = (reparam.objective(mu + h, sigma, t) - reparam.objective(mu - h, sigma, t)) / (2 * h)
+    fd_sigma = (reparam.objective(mu, sigma + h, t) - reparam.objective(mu, sigma - h, t)) / (2 * h)
+    assert grad["mu"] == pytest.approx(fd_mu, rel=1e-6)
+    assert grad["sigma"] == pytest.approx(fd_sigma, rel=1e-6)
+
+
+def test_sample_has_no_gradient_but_rsample_does():
+    assert reparam.sample_has_gradient() == {"sample": False, "rsample": True}
+
+
+@pytest.mark.parametrize("estimator", reparam.ESTIMATORS)
+@pytest.mark.parametrize(("mu", "sigma", "target"), [(1.0, 1.0, 0.0), (-0.5, 0.6, 0.8)])
+def test_estimators_are_unbiased(estimator, mu, sigma, target):
+    """z-test of the mean of 200k single-sample estimates against the exact gradient, alpha = 1e-3 each."""
+    gen = torch.Generator().manual_seed(11)
+    samples = reparam.gradient_samples(estimator, mu, sigma, 200_000, target=target, generator=gen)
+    exact = reparam.exact_gradient(mu, sigma, target)
+    for p in reparam.PARAMS:
+        se = float(samples[p].std()) / math.sqrt(200_000)
+        assert abs(float(samples[p].mean()) - exact[p]) < Z_CRIT * se
+
+
+@pytest.mark.parametrize(("mu", "sigma", "target"), [(1.0, 1.0, 0.0), (2.0, 0.5, 0.5), (0.0, 2.0, 0.0)])
+def test_exact_variance_matches_monte_carlo(mu, sigma, target):
+    """Sample variance of 400k estimates within 5% of the closed form (several standard errors for these tails)."""
+    exact = reparam.exact_variance(mu, sigma, target)
+    gen = torch.Generator().manual_seed(3)
+    for estimator in reparam.ESTIMATORS:
+        s = reparam.gradient_samples(estimator, mu, sigma, 400_000, target=target, generator=gen)
+        for p in reparam.PARAMS:
+            assert float(s[p].var()) == pytest.approx(exact[estimator][p], rel=0.05), (estimator, p)
+
+
+def test_reparam_has_lower_variance_everywhere_on_a_grid():
+    for mu in (-2.0, -0.5, 0.0, 1.0, 3.0):
+        for sigma in (0.3, 1.0, 2.0):
+            v = reparam.exact_variance(mu, sigma)
+            assert v["reparam"]["mu"] < v["score"]["mu"]
+            assert v["reparam"]["sigma"] < v["score"]["sigma"]
+
+
+def test_custom_objective_through_autograd():
+    """f(z) = sin(z): E[sin z] = sin(mu) exp(-sigma^2/2); both estimators agree with its derivative (alpha 1e-3)."""
+    mu, sigma, n = 0.4, 0.9, 200_000
+    exact_mu = math.cos(mu) * math.exp(-(sigma**2) / 2)
+    for k, est in enumerate(reparam.ESTIMATORS):
+        s = reparam.gradient_samples(est, mu, sigma, n, f=torch.sin, generator=torch.Generator().manual_seed(k))
+        assert abs(float(s["mu"].mean()) - exact_mu) < Z_CRIT * float(s["mu"].std()) / math.sqrt(n)
+
+
+def test_same_seed_same_estimates():
+    a = reparam.gradient_samples("score", 1.0, 1.0, 100, generator=torch.Generator().manual_seed(5))
+    b = reparam.gradient_samples("score", 1.0, 1.0, 100, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(a["mu"], b["mu"]) and torch.equal(a["sigma"], b["sigma"])
+
+
+def test_bias_check_z_scores_are_small():
+    out = reparam.bias_check(1.0, 1.0, 100_000, seed=2)
+    for est in reparam.ESTIMATORS:
+        for p in reparam.PARAMS:
+            assert abs(out[est][p]["z"]) < Z_CRIT
+            assert out[est][p]["exact"] == reparam.exact_gradient(1.0, 1.0)[p]
+
+
+def test_variance_vs_n_falls_as_one_over_n():
+    """Measured n-sample variances within 30% of exact/n (400 repeats: the relative SE of a variance is ~7%+tails)."""
+    ns = [1, 10, 100]
+    data = reparam.variance_vs_n(1.0, 1.0, ns, repeats=400, seed=0)
+    exact = reparam.exact_variance(1.0, 1.0)
+    for est in reparam.ESTIMATORS:
+        for n, v in zip(ns, data[est].tolist(), strict=True):
+            assert v == pytest.approx(exact[est]["mu"] / n, rel=0.3)
+
+
+def test_running_mean_and_histograms():
+    path = reparam.running_mean("reparam", 1.0, 1.0, 1000, seed=0)
+    s = reparam.gradient_samples("reparam", 1.0, 1.0, 1000, generator=torch.Generator().manual_seed(0))["mu"]
+    assert path[0] == s[0] and torch.allclose(path[-1], s.mean())
+    edges = torch.linspace(-30, 30, 61)
+    h = reparam.estimator_histograms(1.0, 1.0, 50_000, edges)
+    for est in reparam.ESTIMATORS:
+        total = float((h[est] * (edges[1:] - edges[:-1]).double()).sum()) + float(h[f"{est}_outside"])
+        assert total == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("call", "err", "match"),
+    [
+        (lambda: reparam.objective(0.0, 0.0), ValueError, "sigma"),
+        (lambda: reparam.objective(float("nan"), 1.0), ValueError, "mu"),
+        (lambda: reparam.exact_gradient("1", 1.0), TypeError, "mu"),
+        (lambda: reparam.gradient_samples("pathwise", 0.0, 1.0, 10), ValueError, "estimator"),
+        (lambda: reparam.gradient_samples("score", 0.0, -1.0, 10), ValueError, "sigma"),
+        (lambda: reparam.gradient_samples("score", 0.0, 1.0, 0), ValueError, "n"),
+        (lambda: reparam.gradient_samples("score", 0.0, 1.0, 2.5), TypeError, "n"),
+        (lambda: reparam.gradient_samples("score", 0.0, 1.0, 10, f=3), TypeError, "f"),
+        (lambda: reparam.gradient_samples("reparam", 0.0, 1.0, 10, f=lambda z: z.sum()), ValueError, "f"),
+        (lambda: reparam.variance_vs_n(0.0, 1.0, []), ValueError, "ns"),
+        (lambda: reparam.variance_vs_n(0.0, 1.0, [0]), ValueError, "ns"),
+        (lambda: reparam.variance_vs_n(0.0, 1.0, [1], param="tau"), ValueError, "param"),
+        (lambda: reparam.estimator_histograms(0.0, 1.0, 10, torch.tensor([1.0, 0.0])), ValueError, "bins"),
+    ],
+)
+def test_bad_input_raises(call, err, match):
+    with pytest.raises(err, match=match):
+        call()
+
+
+def test_figures_have_precomputed_sliders():
+    fig = figs.histogram_figure(mus=(-1.0, 0.0, 1.0), n=2000)
+    assert isinstance(fig, go.Figure)
+    steps = fig.layout.sliders[0].steps
+    assert len(steps) == 3 and all(s.method == "update" for s in steps)
+    # Each step moves the exact-gradient line to 2 mu.
+    assert [s.args[1]["shapes"][0]["x0"] for s in steps] == [-2.0, 0.0, 2.0]
+    assert steps[0].args[0]["y"][0] != steps[2].args[0]["y"][0]
+    assert fig.layout.height
+    v = figs.variance_figure(ns=(1, 10), repeats=50)
+    assert len(v.data) == 4 and v.layout.xaxis.type == "log"
+    r = figs.running_mean_figure(n=1000, points=50)
+    assert len(r.data) == 3 and len(r.data[0].x) <= 50
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gradient_samples_on_cuda():
+    """Both estimators run on the GPU and stay unbiased (z-test, alpha = 1e-3)."""
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    for est in reparam.ESTIMATORS:
+        s = reparam.gradient_samples(est, 1.0, 1.0, 200_000, generator=gen)
+        assert s["mu"].device.type == "cuda"
+        assert abs(float(s["mu"].mean()) - 2.0) < Z_CRIT * float(s["mu"].std()) / math.sqrt(200_000)
