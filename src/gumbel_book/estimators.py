@@ -22,39 +22,90 @@ from .validation import check_int, check_logits, check_tau, validate_args
 
 Objective = Callable[[torch.Tensor], torch.Tensor]
 
-ESTIMATORS: tuple[str, ...] = (
-    "reinforce",
-    "reinforce_baseline",
-    "gumbel_softmax",
-    "st_gumbel_softmax",
-    "straight_through",
-    "reinmax",
-    "gumbel_rao",
-)
+
+@dataclass(frozen=True)
+class Estimator:
+    """One gradient estimator of ``E_{z ~ Cat(softmax(logits))}[f(z)]``, as the book names and uses it.
+
+    ``layer(logits, tau, generator, mc_samples)`` is the code ``z`` a downstream function sees: relaxed
+    (``gumbel_softmax``), one-hot with a surrogate gradient (the straight-through family), or one-hot with no
+    gradient at all (the score-function estimators, whose gradient comes from ``log p(z)`` instead).
+    """
+
+    name: str
+    label: str
+    layer: Callable[[torch.Tensor, float, torch.Generator | None, int], torch.Tensor]
+    score_function: bool = False
+    uses_tau: bool = True
+
+
+def _one_hot_sample(logits: torch.Tensor, tau: float, generator: torch.Generator | None, mc: int) -> torch.Tensor:
+    """A one-hot Gumbel-max sample that carries no gradient (REINFORCE's ``z``)."""
+    index = gumbel_max(logits.detach(), generator=generator)
+    return torch.zeros_like(logits).scatter_(-1, index.unsqueeze(-1), 1.0)
+
+
+REGISTRY: dict[str, Estimator] = {
+    e.name: e
+    for e in (
+        Estimator("reinforce", "REINFORCE", _one_hot_sample, score_function=True, uses_tau=False),
+        Estimator("reinforce_baseline", "REINFORCE + baseline", _one_hot_sample, score_function=True, uses_tau=False),
+        Estimator(
+            "gumbel_softmax",
+            "Gumbel-Softmax (relaxed)",
+            lambda t, tau, g, mc: gumbel_softmax(t, tau, hard=False, generator=g),
+        ),
+        Estimator(
+            "st_gumbel_softmax",
+            "ST-Gumbel-Softmax",
+            lambda t, tau, g, mc: gumbel_softmax(t, tau, hard=True, generator=g),
+        ),
+        Estimator(
+            "straight_through",
+            "plain ST",
+            lambda t, tau, g, mc: straight_through_softmax(t, generator=g),
+            uses_tau=False,
+        ),
+        Estimator("reinmax", "ReinMax", lambda t, tau, g, mc: reinmax(t, tau, generator=g)),
+        Estimator("gumbel_rao", "Gumbel-Rao", lambda t, tau, g, mc: gumbel_rao(t, tau, mc, generator=g)),
+    )
+}
+"""The one registry of estimators: name -> :class:`Estimator`, in the order the book shows them."""
+
+ALIASES: dict[str, str] = {"gs": "gumbel_softmax", "st-gs": "st_gumbel_softmax"}
+"""Other accepted spellings: the VAE's command line and its stored runs (``results/vae``) use these."""
+
+ESTIMATORS: tuple[str, ...] = tuple(REGISTRY)
 """The valid estimator names, in the order the book shows them."""
 
-LABELS: dict[str, str] = {
-    "reinforce": "REINFORCE",
-    "reinforce_baseline": "REINFORCE + baseline",
-    "gumbel_softmax": "Gumbel-Softmax (relaxed)",
-    "st_gumbel_softmax": "ST-Gumbel-Softmax",
-    "straight_through": "plain ST",
-    "reinmax": "ReinMax",
-    "gumbel_rao": "Gumbel-Rao",
-}
+LABELS: dict[str, str] = {name: e.label for name, e in REGISTRY.items()}
 """Display names for the estimators."""
 
-TAU_FREE: frozenset[str] = frozenset({"reinforce", "reinforce_baseline", "straight_through"})
+TAU_FREE: frozenset[str] = frozenset(name for name, e in REGISTRY.items() if not e.uses_tau)
 """Estimators whose gradient does not depend on the temperature."""
+
+
+def get_estimator(name: str) -> Estimator:
+    """The registry entry for ``name`` or one of its :data:`ALIASES`; an unknown name is a ``ValueError``."""
+    canonical = ALIASES.get(name, name) if isinstance(name, str) else name
+    if canonical not in REGISTRY:
+        valid = ", ".join([*REGISTRY, *ALIASES])
+        raise ValueError(f"unknown estimator {name!r}; valid names are {valid}")
+    return REGISTRY[canonical]
+
+
+def sample_layer(
+    name: str, logits: torch.Tensor, tau: float = 1.0, *, generator: torch.Generator | None = None, mc_samples: int = 10
+) -> torch.Tensor:
+    """The code ``z`` that estimator ``name`` feeds downstream for ``logits`` (see :class:`Estimator`)."""
+    return get_estimator(name).layer(logits, tau, generator, mc_samples)
 
 
 # --------------------------------------------------------------------------------------------- checks
 
 
 def _check_name(name: str) -> str:
-    if not isinstance(name, str) or name not in ESTIMATORS:
-        raise ValueError(f"unknown estimator {name!r}; valid names are {', '.join(ESTIMATORS)}")
-    return name
+    return get_estimator(name).name
 
 
 def _check_vector_logits(logits: torch.Tensor) -> None:
@@ -102,18 +153,6 @@ def exact_grad(logits: torch.Tensor, f: Objective) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------- estimates
 
 
-def _sampler(name: str, tau: float, mc_samples: int, generator: torch.Generator | None) -> Callable:
-    if name == "gumbel_softmax":
-        return lambda t: gumbel_softmax(t, tau, hard=False, generator=generator)
-    if name == "st_gumbel_softmax":
-        return lambda t: gumbel_softmax(t, tau, hard=True, generator=generator)
-    if name == "straight_through":
-        return lambda t: straight_through_softmax(t, generator=generator)
-    if name == "reinmax":
-        return lambda t: reinmax(t, tau, generator=generator)
-    return lambda t: gumbel_rao(t, tau, mc_samples, generator=generator)
-
-
 def sample_grads(
     name: str,
     logits: torch.Tensor,
@@ -128,7 +167,7 @@ def sample_grads(
     """Single-sample gradient estimates, shape ``[repeats, n_samples, K]``; their mean over axis 1 is one
     ``n_samples``-sample estimate. ``reinforce_baseline`` uses the other ``n_samples - 1`` as its baseline.
     """
-    _check_name(name)
+    name = _check_name(name)
     _check_vector_logits(logits)
     check_int(n_samples, "n_samples", 2 if name == "reinforce_baseline" else 1)
     check_int(repeats, "repeats")
@@ -149,8 +188,9 @@ def _batched_grads(
     """Single-sample estimates ``[B, n_samples, K]`` for a batch of (checked) logits ``[B, K]``, row b at logits[b]."""
     b, k = logits.shape
     theta = logits.detach().unsqueeze(1).expand(b, n_samples, k).reshape(b * n_samples, k)
-    if name in ("reinforce", "reinforce_baseline"):
-        z = torch.zeros_like(theta).scatter_(-1, gumbel_max(theta, generator=generator).unsqueeze(-1), 1.0)
+    estimator = REGISTRY[name]
+    if estimator.score_function:
+        z = estimator.layer(theta, tau, generator, mc_samples)
         with torch.no_grad():
             values = _evaluate(f, z).to(logits.dtype).reshape(b, n_samples, 1)
         if name == "reinforce_baseline":
@@ -158,7 +198,7 @@ def _batched_grads(
         score = z - torch.softmax(theta, dim=-1)  # grad of log p(z)
         return values * score.reshape(b, n_samples, k)
     theta = theta.clone().requires_grad_(True)
-    y = _sampler(name, tau, mc_samples, generator)(theta)
+    y = estimator.layer(theta, tau, generator, mc_samples)
     (grads,) = torch.autograd.grad(_evaluate(f, y).sum(), theta)
     return grads.reshape(b, n_samples, k)
 
