@@ -18,12 +18,20 @@ import sys
 
 import torch
 
-KERNEL_DEVICES = ("cuda",)
-"""Devices whose tensors the compiled kernels take."""
-KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-"""Input dtypes the kernels cover (they compute in float32)."""
-KERNEL_MAX_K = 32
-"""The largest ``k`` of the fused top-k."""
+from .coverage import KERNEL_DEVICES, KERNEL_DTYPES, KERNEL_MAX_K, covers
+
+__all__ = [
+    "KERNEL_DEVICES",
+    "KERNEL_DTYPES",
+    "KERNEL_MAX_K",
+    "covers",
+    "fused_gumbel_softmax",
+    "interpreted",
+    "race_topk",
+    "triton_installed",
+    "use_interpreter",
+]
+
 INTERPRET_ENV = "TRITON_INTERPRET"
 
 
@@ -48,17 +56,6 @@ def use_interpreter() -> bool:
         )
     os.environ[INTERPRET_ENV] = "1"
     return True
-
-
-def covers(logits: torch.Tensor, k: int = 1, tau: float | torch.Tensor = 1.0) -> str | None:
-    """Why the kernels cannot take this call, or ``None`` when they can (Triton itself aside)."""
-    if logits.dtype not in KERNEL_DTYPES:
-        return f"the fused kernels cover {KERNEL_DTYPES}, got logits of dtype {logits.dtype}"
-    if k > KERNEL_MAX_K:
-        return f"the fused top-k kernel handles k <= {KERNEL_MAX_K}, got k={k}"
-    if isinstance(tau, torch.Tensor):
-        return "the fused kernel takes a float tau, got a tensor"
-    return None
 
 
 def race_topk(logits: torch.Tensor, k: int, dim: int, generator: torch.Generator | None) -> torch.Tensor:

@@ -20,7 +20,7 @@ import triton.language as tl
 from triton.runtime.interpreter import InterpretedFunction
 from triton.runtime.jit import JITFunction
 
-from . import KERNEL_DTYPES
+from .coverage import KERNEL_DTYPES
 
 #: Whether the kernels run in Triton's interpreter (CPU tensors) rather than compiled for a GPU.
 INTERPRETED: bool = isinstance(tl.randint4x, InterpretedFunction)

@@ -6,7 +6,8 @@ check that it builds, and read the machine code. That is not a speed measurement
 issues ``I`` instructions per element on a device issuing ``R`` thread-instructions per second cannot process more
 than ``R / I`` elements per second, however fast the memory is.
 
-Run it in its own process (it needs Triton in compiled mode, not the interpreter of :func:`gumbel_book.kernels.use_interpreter`)::
+Run it in its own process: it needs Triton in compiled mode, not the interpreter that
+:func:`gumbel_book.kernels.use_interpreter` selects::
 
     .venv/bin/python -m gumbel_book.kernels.static [--arch 90] [--json out.json]
 """
