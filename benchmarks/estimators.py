@@ -1,5 +1,6 @@
 """Time one n-sample gradient estimate for every estimator of gumbel_book.estimators, and the lab and race
-as the straight-through chapter runs them. Prints a table; run with ``python benchmarks/estimators.py``.
+(gumbel_book.labs.straight_through) as the straight-through chapter runs them. Prints a table; run with
+``python benchmarks/estimators.py``.
 
 Set ``--threads 1`` (the chapter's setting) or leave PyTorch's default to compare.
 """
@@ -11,18 +12,18 @@ import time
 
 import torch
 
-from gumbel_book import default_device
-from gumbel_book import estimators as E
+from gumbel_book import default_device, estimators
+from gumbel_book.labs import straight_through as lab
 
 
-def per_call_ms(name: str, problem: E.ToyProblem, n: int, repeats: int, device: torch.device) -> float:
+def per_call_ms(name: str, problem: lab.ToyProblem, n: int, repeats: int, device: torch.device) -> float:
     gen = torch.Generator(device=device).manual_seed(0)
-    E.estimate_grad(name, problem.logits, problem.f, n, generator=gen)  # warm-up
+    estimators.estimate_grad(name, problem.logits, problem.f, n, generator=gen)  # warm-up
     if device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
     for _ in range(repeats):
-        E.estimate_grad(name, problem.logits, problem.f, n, generator=gen)
+        estimators.estimate_grad(name, problem.logits, problem.f, n, generator=gen)
     if device.type == "cuda":
         torch.cuda.synchronize()
     return (time.perf_counter() - start) / repeats * 1e3
@@ -36,18 +37,19 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = default_device()
-    problems = E.toy_problems(device)
+    problems = lab.toy_problems(device)
     print(f"device {device}, torch threads {torch.get_num_threads()}")
     print(f"{'estimator':22s} {'K=8, n=64 (ms)':>16s} {'K=100, n=64 (ms)':>18s}")
-    for name in E.ESTIMATORS:
+    for name in estimators.ESTIMATORS:
         a = per_call_ms(name, problems["target"], 64, args.repeats, device)
         b = per_call_ms(name, problems["target100"], 64, args.repeats, device)
         print(f"{name:22s} {a:16.3f} {b:18.3f}")
     start = time.perf_counter()
-    E.run_lab(problems, taus=(0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0), ns=(2, 4, 8, 16, 32, 64), repeats=100)
+    taus = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0)
+    lab.run_lab(problems, taus=taus, ns=(2, 4, 8, 16, 32, 64), repeats=100)
     print(f"chapter's lab: {time.perf_counter() - start:.2f} s")
     start = time.perf_counter()
-    E.optimization_race(problems["target"], steps=200, n_samples=4, tau=1.0, lr=0.1, seeds=16)
+    lab.optimization_race(problems["target"], steps=200, n_samples=4, tau=1.0, lr=0.1, seeds=16)
     print(f"chapter's race: {time.perf_counter() - start:.2f} s")
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 import torch
 
 from . import kernels, settings
-from .validation import check_choice, check_logits, check_tau, check_topk, validation_enabled
+from .validation import check_bool, check_choice, check_logits, check_tau, check_topk, validation_enabled
 
 Shape = int | Sequence[int] | torch.Size
 
@@ -69,8 +69,10 @@ def sample_gumbel(
     return _gumbel_from_exponential_(e).to(dtype)
 
 
-def _perturbed(logits: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """``logits + g`` in the compute dtype, with fresh Gumbel noise ``g`` of the same shape."""
+def perturbed_logits(logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``logits + g`` in the compute dtype, with fresh Gumbel noise ``g`` of the same shape (no argument checks).
+
+    Its argmax is :func:`gumbel_max`'s sample and its top-k :func:`gumbel_topk`'s, on the plain-torch path."""
     compute = compute_dtype(logits.dtype)
     g = sample_gumbel(logits.shape, device=logits.device, dtype=compute, generator=generator)
     return logits.to(compute) + g
@@ -125,7 +127,7 @@ def gumbel_max(logits: torch.Tensor, dim: int = -1, *, generator: torch.Generato
     dim = check_logits(logits, dim)
     if use_kernels(logits):
         return kernels.race_topk(logits, 1, dim, generator).squeeze(dim)
-    return _perturbed(logits, generator).argmax(dim=dim)
+    return perturbed_logits(logits, generator).argmax(dim=dim)
 
 
 def gumbel_topk(
@@ -139,10 +141,10 @@ def gumbel_topk(
     dim = check_topk(logits, k, dim)
     if use_kernels(logits, k=k):
         return kernels.race_topk(logits, k, dim, generator)
-    return _perturbed(logits, generator).topk(k, dim=dim).indices
+    return perturbed_logits(logits, generator).topk(k, dim=dim).indices
 
 
-def _tau_for(tau: float | torch.Tensor, dtype: torch.dtype, device: torch.device) -> float | torch.Tensor:
+def clamp_tau(tau: float | torch.Tensor, dtype: torch.dtype, device: torch.device) -> float | torch.Tensor:
     """Clamp ``tau`` to the normal range of ``dtype`` so that dividing by it never overflows to NaN."""
     info = torch.finfo(dtype)
     if isinstance(tau, torch.Tensor):
@@ -165,17 +167,16 @@ def gumbel_softmax(
     backward pass carries the soft sample's gradient (straight-through). Hard and soft modes use
     the same noise for the same generator state. Masked (-inf) categories get exactly 0.
     """
-    if not isinstance(hard, bool):
-        raise TypeError(f"hard must be a bool, got {hard!r}")
+    check_bool(hard, "hard")
     tau = check_tau(tau)
     dim = check_logits(logits, dim)
     if use_kernels(logits, tau=tau):
         return kernels.fused_gumbel_softmax(logits, tau, hard, dim, generator)
-    x = _perturbed(logits, generator)
+    x = perturbed_logits(logits, generator)
     # Shift by the (detached) max before dividing, so that a tiny tau sends non-maximal entries to
     # -inf instead of overflowing the maximal one; softmax is shift-invariant, so this is exact.
     # x is a fresh tensor whose producer (an addition) does not save it, so in-place is safe.
-    x.sub_(x.detach().amax(dim=dim, keepdim=True)).div_(_tau_for(tau, x.dtype, x.device))
+    x.sub_(x.detach().amax(dim=dim, keepdim=True)).div_(clamp_tau(tau, x.dtype, x.device))
     y_soft = torch.softmax(x, dim=dim)
     if hard:
         index = y_soft.argmax(dim=dim, keepdim=True)

@@ -3,17 +3,8 @@
 from __future__ import annotations
 
 import math
-from numbers import Real
 
-from .validation import check_int
-
-
-def _check_positive(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
-    return float(value)
+from .validation import check_int, check_real
 
 
 def anneal_tau(step: int, *, tau0: float = 1.0, rate: float = 3e-5, tau_min: float = 0.5, every: int = 1000) -> float:
@@ -25,9 +16,8 @@ def anneal_tau(step: int, *, tau0: float = 1.0, rate: float = 3e-5, tau_min: flo
     """
     step = check_int(step, "step", minimum=0)
     every = check_int(every, "every")
-    tau0 = _check_positive("tau0", tau0)
-    tau_min = _check_positive("tau_min", tau_min)
-    if isinstance(rate, bool) or not isinstance(rate, Real) or not (math.isfinite(rate) and rate >= 0):
-        raise ValueError(f"rate must be finite and >= 0, got {rate!r}")
+    tau0 = check_real(tau0, "tau0", positive=True)
+    tau_min = check_real(tau_min, "tau_min", positive=True)
+    rate = check_real(rate, "rate", minimum=0)
     t = (step // every) * every
-    return max(tau_min, tau0 * math.exp(-float(rate) * t))
+    return max(tau_min, tau0 * math.exp(-rate * t))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from .sampling import _tau_for, compute_dtype, gumbel_from_exponential, gumbel_max
+from .sampling import clamp_tau, compute_dtype, gumbel_from_exponential, gumbel_max
 from .validation import check_int, check_logits, check_tau
 
 __all__ = [
@@ -117,7 +117,7 @@ def reinmax_given(
     pi0 = torch.softmax(lg, dim=dim)
     y_hard = _one_hot(index, pi0, dim)
     shifted = lg - lg.amax(dim=dim, keepdim=True).detach()
-    pi_tau = torch.softmax(shifted / _tau_for(tau, compute, lg.device), dim=dim).detach()
+    pi_tau = torch.softmax(shifted / clamp_tau(tau, compute, lg.device), dim=dim).detach()
     pi1 = 0.5 * (y_hard + pi_tau)
     surrogate = 2.0 * _softmax_with_jacobian_at(lg, pi1, dim) - 0.5 * pi0
     return _straight_through(y_hard, surrogate, logits.dtype)
@@ -176,6 +176,6 @@ def gumbel_rao(
     noise = torch.where(torch.isfinite(lg), x - lg.detach(), torch.zeros_like(x))  # the conditioned g, a constant
     z = lg + noise
     z = z - z.amax(dim=dim + 1, keepdim=True).detach()
-    surrogate = torch.softmax(z / _tau_for(tau, compute, lg.device), dim=dim + 1).mean(dim=0)
+    surrogate = torch.softmax(z / clamp_tau(tau, compute, lg.device), dim=dim + 1).mean(dim=0)
     y_hard = _one_hot(index, lg, dim)
     return _straight_through(y_hard, surrogate, logits.dtype)

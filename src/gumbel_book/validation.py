@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from numbers import Integral, Real
 
 import torch
@@ -125,18 +125,19 @@ def check_real(
     value: float, name: str, *, minimum: float | None = None, positive: bool = False, finite: bool = True
 ) -> float:
     """Return ``value`` as a float if it is a real number (not a bool): finite unless ``finite=False``,
-    > 0 when ``positive``, >= ``minimum`` when given; else raise ``TypeError``/``ValueError`` naming it."""
+    > 0 when ``positive``, >= ``minimum`` when given; else raise ``TypeError``/``ValueError`` naming it.
+
+    A failed bound names all of them at once, as :func:`check_tau` does: ``"tau0 must be finite and > 0,
+    got 0.0"``."""
     if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.dtype == torch.bool:
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
     value = float(value)
-    if finite and not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    if positive and not value > 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-    if minimum is not None and not value >= minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    ok = (not finite or math.isfinite(value)) and (not positive or value > 0) and (minimum is None or value >= minimum)
+    if not ok:
+        bounds = [b for b, on in (("finite", finite), ("> 0", positive), (f">= {minimum}", minimum is not None)) if on]
+        raise ValueError(f"{name} must be {' and '.join(bounds)}, got {value!r}")
     return value
 
 
@@ -152,3 +153,71 @@ def check_bool(value: bool, name: str) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be a bool, got {value!r}")
     return value
+
+
+def _as_list(values: Iterable, name: str, what: str) -> list:
+    """``values`` as a non-empty list; a string, a non-iterable or an empty iterable is a ``ValueError``."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise ValueError(f"{name} must be a non-empty sequence of {what}, got {values!r}")
+    out = list(values)
+    if not out:
+        raise ValueError(f"{name} must be a non-empty sequence of {what}, got {values!r}")
+    return out
+
+
+def check_taus(taus: Iterable[float], name: str = "taus") -> list[float]:
+    """Return ``taus`` as a list of floats if it is a non-empty sequence of temperatures, each a finite number
+    > 0 (checked by :func:`check_real` under the name ``taus[i]``)."""
+    values = _as_list(taus, name, "positive numbers")
+    return [check_real(t, f"{name}[{i}]", positive=True) for i, t in enumerate(values)]
+
+
+def check_int_sequence(values: Iterable[int], name: str, minimum: int = 1, *, increasing: bool = False) -> list[int]:
+    """Return ``values`` as a list of ints if it is a non-empty sequence of ints >= ``minimum`` (and strictly
+    increasing when ``increasing``); every entry is checked by :func:`check_int` under the name ``name[i]``."""
+    items = _as_list(values, name, f"ints >= {minimum}")
+    out = [check_int(v, f"{name}[{i}]", minimum) for i, v in enumerate(items)]
+    if increasing and any(b <= a for a, b in zip(out, out[1:], strict=False)):
+        raise ValueError(f"{name} must be increasing, got {values!r}")
+    return out
+
+
+def check_logits_vector(logits: torch.Tensor, name: str = "logits", min_categories: int = 1) -> None:
+    """:func:`check_logits` for a single distribution: shape ``[K]`` with at least ``min_categories`` entries."""
+    check_logits(logits, -1, name)
+    if logits.dim() != 1:
+        raise ValueError(f"{name} must have shape [K] (1-d), got shape {tuple(logits.shape)}")
+    if logits.shape[0] < min_categories:
+        raise ValueError(f"{name} must have at least {min_categories} categories, got K={logits.shape[0]}")
+
+
+def as_float_tensor(x: torch.Tensor | float | Sequence[float], name: str) -> torch.Tensor:
+    """``x`` as a floating-point tensor: a floating-point tensor is returned as is, a number or a (nested)
+    sequence of numbers becomes float64; anything else (an integer tensor, a bool, a string) is a ``TypeError``."""
+    if isinstance(x, bool):
+        raise TypeError(f"{name} must be a real number or a floating-point tensor, got {x!r}")
+    if isinstance(x, torch.Tensor):
+        if not x.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+        return x
+    try:
+        return torch.as_tensor(x, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{name} must be a real number or a floating-point tensor, got {x!r}") from None
+
+
+def as_logits(logits: Sequence[float] | torch.Tensor, name: str = "logits", k: int | None = None) -> torch.Tensor:
+    """``logits`` typed by a reader (a list, a tuple, a tensor) as a finite 1-d float32 CPU tensor of at least
+    2 (or exactly ``k``) entries; a value that is not numbers is a ``TypeError``, a wrong size or a non-finite
+    entry a ``ValueError``."""
+    try:
+        lg = torch.as_tensor(logits, dtype=torch.float32).detach().cpu()
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{name} must be a 1-d sequence of numbers, got {logits!r}") from None
+    if lg.dim() != 1 or lg.numel() < 2:
+        raise ValueError(f"{name} must be a 1-d sequence of at least 2 numbers, got {logits!r}")
+    if k is not None and lg.numel() != k:
+        raise ValueError(f"{name} must have exactly {k} entries, got {lg.numel()}: {logits!r}")
+    if not bool(torch.isfinite(lg).all()):
+        raise ValueError(f"{name} must be finite, got {logits!r}")
+    return lg

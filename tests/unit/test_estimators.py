@@ -1,5 +1,6 @@
-"""Tests for gumbel_book.estimators, its figures (gumbel_book.figures.straight_through) and the exercises.
+"""Tests for gumbel_book.estimators: the registry, the exact gradient, the estimates and their argument checks.
 
+The chapter's lab, figures and exercises built on them are tested in tests/chapters/test_straight_through.py.
 Statistical tests use fixed seeds. Unless stated otherwise a mean is compared with a per-coordinate z-test at
 Z = 4.5 after a Bonferroni correction over the coordinates: overall alpha < 1e-3 per test.
 """
@@ -7,47 +8,86 @@ Z = 4.5 after a Bonferroni correction over the coordinates: overall alpha < 1e-3
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import pytest
 import torch
 
 from gumbel_book.estimators import (
+    ALIASES,
     ESTIMATORS,
-    LABELS,
-    TAU_FREE,
-    bias_against_tau,
+    REGISTRY,
+    Objective,
+    batched_sample_grads,
     estimate_grad,
     exact_grad,
     expected_value,
-    lab_table,
+    get_estimator,
     linear_objective,
-    optimization_race,
     quadratic_objective,
-    run_lab,
     sample_grads,
+    sample_layer,
     target_objective,
-    toy_problems,
-    zero_temperature_limit,
 )
-from gumbel_book.exercises.straight_through import check_straight_through_layer, exact_mean
-from gumbel_book.figures.straight_through import (
-    bias_figure,
-    cosine_figure,
-    edge_figure,
-    edge_profile,
-    lab_table_html,
-    race_figure,
-)
-from gumbel_book.straight_through import straight_through_softmax
 
 Z = 4.5
-PROBLEMS = toy_problems("cpu")
+
+
+class Problem(NamedTuple):
+    logits: torch.Tensor
+    f: Objective
+
+
+def _problems() -> dict[str, Problem]:
+    """The four toy problems of the straight-through chapter (same logits and objectives), built from the core
+    objective builders only, so this tier does not depend on the chapter's lab."""
+    gen = torch.Generator().manual_seed(2023)
+    logits8 = torch.randn(8, generator=gen, dtype=torch.float64)
+    c8 = torch.linspace(-1.0, 1.0, 8, dtype=torch.float64)
+    logits100 = 0.5 * torch.randn(100, generator=gen, dtype=torch.float64)
+    return {
+        "linear": Problem(logits8, linear_objective(c8)),
+        "quadratic": Problem(logits8, quadratic_objective(c8)),
+        "target": Problem(logits8, target_objective(3, 8)),
+        "target100": Problem(logits100, target_objective(17, 100)),
+    }
+
+
+PROBLEMS = _problems()
 
 
 def mean_z(grads: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per-coordinate z-scores of the mean of the rows of ``grads`` against ``target``."""
     se = (grads.var(0) / grads.shape[0]).sqrt().clamp(min=1e-15)
     return (grads.mean(0) - target).abs() / se
+
+
+# ------------------------------------------------------------------------------------------ the registry
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_every_registered_layer_gives_a_code_of_the_right_shape(name):
+    """Every estimator's layer maps logits [B, K] to z of the same shape: one-hot rows, or simplex rows for the
+    relaxed Gumbel-Softmax; the name, label and registry key agree."""
+    estimator = REGISTRY[name]
+    assert estimator.name == name and estimator.label and get_estimator(name) is estimator
+    logits = torch.randn(5, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    z = sample_layer(name, logits, 0.7, generator=torch.Generator().manual_seed(1), mc_samples=3)
+    assert z.shape == logits.shape and z.dtype == logits.dtype
+    assert bool((z >= 0).all()) and torch.allclose(z.sum(-1), torch.ones(5, dtype=torch.float64))
+    if name != "gumbel_softmax":
+        assert bool(((z == 0) | (z == 1)).all()) and torch.equal(z.sum(-1), torch.ones(5, dtype=torch.float64))
+
+
+def test_aliases_resolve_and_unknown_names_are_value_errors():
+    assert get_estimator("gs") is REGISTRY["gumbel_softmax"]
+    assert get_estimator("st-gs") is REGISTRY["st_gumbel_softmax"]
+    assert all(get_estimator(alias).name == name for alias, name in ALIASES.items())
+    with pytest.raises(ValueError, match="'rebar'") as err:
+        get_estimator("rebar")
+    assert all(n in str(err.value) for n in (*ESTIMATORS, *ALIASES))
+    with pytest.raises(ValueError, match="unknown estimator"):
+        sample_layer("nope", torch.zeros(3))
 
 
 # ------------------------------------------------------------------------------------------ exact gradient
@@ -81,7 +121,6 @@ def test_toy_objectives_on_one_hot_vectors():
     expected = torch.full((8,), 2.0, dtype=torch.float64)
     expected[3] = 0.0
     assert torch.equal(target_objective(3, 8)(eye), expected)
-    assert PROBLEMS["target100"].logits.shape == (100,)
 
 
 # ------------------------------------------------------------------------------------------ estimators
@@ -112,27 +151,6 @@ def test_plain_st_exact_and_noiseless_for_linear_f():
     p = PROBLEMS["linear"]
     est = estimate_grad("straight_through", p.logits, p.f, 3, generator=torch.Generator().manual_seed(0))
     assert torch.allclose(est, exact_grad(p.logits, p.f), atol=1e-14)
-
-
-@pytest.mark.parametrize("problem", ["linear", "quadratic"])
-def test_reinmax_at_tau_one_is_exact_in_expectation_for_quadratic_f(problem):
-    p = PROBLEMS[problem]
-    g = exact_grad(p.logits, p.f)
-    assert torch.allclose(exact_mean("reinmax", p.logits, p.f, 1.0), g, atol=1e-13)
-    assert (exact_mean("reinmax", p.logits, p.f, 2.0) - g).norm() > 0.1 * g.norm()
-
-
-def test_plain_st_biased_for_quadratic_f():
-    p = PROBLEMS["quadratic"]
-    g = exact_grad(p.logits, p.f)
-    assert (exact_mean("straight_through", p.logits, p.f) - g).norm() > 0.05 * g.norm()
-
-
-@pytest.mark.parametrize("name", ["straight_through", "reinmax"])
-def test_exact_mean_matches_monte_carlo(name):
-    p = PROBLEMS["target"]
-    grads = sample_grads(name, p.logits, p.f, 20_000, tau=1.5, generator=torch.Generator().manual_seed(2))[0]
-    assert bool((mean_z(grads, exact_mean(name, p.logits, p.f, 1.5)) < Z).all())
 
 
 @pytest.mark.parametrize("name", ["st_gumbel_softmax", "gumbel_softmax"])
@@ -183,6 +201,32 @@ def test_gumbel_rao_variance_strictly_lower_at_low_tau(problem):
     assert total_variance(gr[0])[0] < 0.7 * total_variance(st[0])[0]
 
 
+@pytest.mark.parametrize("name", ["reinforce_baseline", "st_gumbel_softmax", "gumbel_rao"])
+def test_batched_sample_grads_matches_sample_grads(name):
+    """sample_grads is batched_sample_grads on ``repeats`` copies of the logits: same generator, same numbers."""
+    p = PROBLEMS["target"]
+    a = sample_grads(name, p.logits, p.f, 4, 3, tau=0.5, generator=torch.Generator().manual_seed(2))
+    b = batched_sample_grads(name, p.logits.expand(3, -1), p.f, 4, tau=0.5, generator=torch.Generator().manual_seed(2))
+    assert a.shape == (3, 4, 8) and torch.equal(a, b)
+    with pytest.raises(ValueError, match=r"shape \[B, K\]"):
+        batched_sample_grads(name, p.logits, p.f, 4)
+    with pytest.raises(ValueError, match="unknown estimator"):
+        batched_sample_grads("nope", p.logits.expand(3, -1), p.f, 4)
+
+
+@pytest.mark.parametrize("problem", list(PROBLEMS))
+def test_gumbel_rao_gain_fades_with_tau(problem):
+    """Var[GR] / Var[ST-GS] is smaller at tau = 0.1 than at tau = 5 (measured about 0.1-0.2 vs 0.5-1.0)."""
+    p = PROBLEMS[problem]
+    n = 4_000 if p.logits.shape[0] < 50 else 1_500
+    ratio = []
+    for tau in (0.1, 5.0):
+        gr = sample_grads("gumbel_rao", p.logits, p.f, n, tau=tau, generator=torch.Generator().manual_seed(30))[0]
+        st = sample_grads("st_gumbel_softmax", p.logits, p.f, n, tau=tau, generator=torch.Generator().manual_seed(31))
+        ratio.append(total_variance(gr)[0] / total_variance(st[0])[0])
+    assert ratio[0] < 0.5 * ratio[1], ratio
+
+
 # ------------------------------------------------------------------------------------------ bad input
 
 
@@ -221,317 +265,3 @@ def test_bad_arguments():
         target_objective(8, 8)
     with pytest.raises(TypeError, match="c must"):
         linear_objective([1.0, 2.0])
-
-
-# ------------------------------------------------------------------------------------------ the lab
-
-
-@pytest.fixture(scope="module")
-def small_lab():
-    problems = {k: PROBLEMS[k] for k in ("linear", "target")}
-    return run_lab(problems, taus=(0.5, 1.0, 2.0), ns=(2, 8, 32), repeats=64, seed=1)
-
-
-def test_lab_shapes_and_ranges(small_lab):
-    lab = small_lab
-    assert set(lab.bias) == {"linear", "target"}
-    for p in lab.bias:
-        assert list(lab.bias[p]) == list(ESTIMATORS)
-        for e in ESTIMATORS:
-            assert lab.bias[p][e].shape == (3,) and lab.bias_se[p][e].shape == (3,)
-            assert lab.std[p][e].shape == (3, 3) and lab.cosine[p][e].shape == (3, 3)
-            assert bool((lab.cosine[p][e].abs() <= 1 + 1e-12).all())
-            assert bool((lab.bias[p][e] >= 0).all()) and bool((lab.std[p][e] >= 0).all())
-            if e in TAU_FREE:
-                assert torch.equal(lab.bias[p][e], lab.bias[p][e][:1].expand(3))
-
-
-def test_lab_measurements_agree_with_theory(small_lab):
-    lab = small_lab
-    # unbiased estimators show a bias at their noise level; plain ST on a linear f has none at all
-    for e in ("reinforce", "reinforce_baseline"):
-        assert bool((lab.bias["linear"][e] < 4 * lab.bias_se["linear"][e]).all())
-    assert float(lab.bias["linear"]["straight_through"].max()) < 1e-12
-    assert float(lab.std["linear"]["straight_through"].max()) < 1e-12
-    # ST-Gumbel-Softmax is biased on the linear problem, by far more than its noise level
-    assert bool((lab.bias["linear"]["st_gumbel_softmax"] > 5 * lab.bias_se["linear"]["st_gumbel_softmax"]).all())
-    # averaging n i.i.d. estimates divides the spread by about sqrt(n): 32 vs 2 samples -> factor 4
-    for e in ("reinforce", "st_gumbel_softmax", "reinmax", "gumbel_rao"):
-        ratio = lab.std["target"][e][:, 0] / lab.std["target"][e][:, 2]
-        assert bool(((ratio > 2.8) & (ratio < 5.7)).all()), (e, ratio)
-
-
-def test_reinforce_cosine_grows_with_samples(small_lab):
-    for p in ("linear", "target"):
-        for e in ("reinforce", "reinforce_baseline"):
-            cos = small_lab.cosine[p][e][0]
-            assert bool((cos[1:] > cos[:-1]).all()), (p, e, cos)
-
-
-@pytest.mark.slow
-def test_k100_cosines():
-    """The chapter's K = 100 remarks: REINFORCE stays far from the exact direction even with 64 samples, plain
-    ST points the right way, ReinMax does not (at tau = 1, n = 16)."""
-    lab = run_lab(
-        {"target100": PROBLEMS["target100"]},
-        taus=(1.0,),
-        ns=(2, 16, 64),
-        repeats=40,
-        estimators=("reinforce", "reinforce_baseline", "straight_through", "reinmax"),
-        seed=3,
-    )
-    cos = {e: lab.cosine["target100"][e][0] for e in lab.cosine["target100"]}
-    assert float(cos["reinforce"][2]) < 0.6 and float(cos["reinforce_baseline"][2]) < 0.6
-    assert float(cos["straight_through"][1]) > 0.8
-    assert float(cos["reinmax"][1]) < 0.5
-
-
-@pytest.mark.parametrize("problem", list(PROBLEMS))
-def test_gumbel_rao_gain_fades_with_tau(problem):
-    """Var[GR] / Var[ST-GS] is smaller at tau = 0.1 than at tau = 5 (measured about 0.1-0.2 vs 0.5-1.0)."""
-    p = PROBLEMS[problem]
-    n = 4_000 if p.logits.shape[0] < 50 else 1_500
-    ratio = []
-    for tau in (0.1, 5.0):
-        gr = sample_grads("gumbel_rao", p.logits, p.f, n, tau=tau, generator=torch.Generator().manual_seed(30))[0]
-        st = sample_grads("st_gumbel_softmax", p.logits, p.f, n, tau=tau, generator=torch.Generator().manual_seed(31))
-        ratio.append(total_variance(gr)[0] / total_variance(st[0])[0])
-    assert ratio[0] < 0.5 * ratio[1], ratio
-
-
-@pytest.mark.parametrize("tau", [0.1, 1.0, 5.0])
-def test_st_and_reinmax_biased_on_pick_the_target(tau):
-    p = PROBLEMS["target"]
-    g = exact_grad(p.logits, p.f)
-    for name in ("straight_through", "reinmax"):
-        assert float((exact_mean(name, p.logits, p.f, tau) - g).norm() / g.norm()) > 0.3
-
-
-def test_lab_table(small_lab):
-    rows = lab_table(small_lab, 1.0, 8)
-    assert [r["estimator"] for r in rows] == [LABELS[e] for e in ESTIMATORS]
-    i = ESTIMATORS.index("gumbel_rao")
-    assert rows[i][("target", "cosine")] == float(small_lab.cosine["target"]["gumbel_rao"][1, 1])
-    assert rows[i][("linear", "bias")] == float(small_lab.bias["linear"]["gumbel_rao"][1])
-    with pytest.raises(ValueError, match="tau"):
-        lab_table(small_lab, 0.7, 8)
-    with pytest.raises(ValueError, match="n="):
-        lab_table(small_lab, 1.0, 5)
-    table = lab_table_html(small_lab, rows, "caption")
-    assert table.count("<tr>") == 1 + 2 * len(ESTIMATORS)  # header + one row per (problem, estimator)
-    assert f"{rows[i][('target', 'cosine')]:.3f}" in table
-    assert all(LABELS[e].replace("+", "+") in table for e in ESTIMATORS)
-
-
-def test_run_lab_bad_arguments():
-    with pytest.raises(ValueError, match="ns"):
-        run_lab({"linear": PROBLEMS["linear"]}, ns=(1, 4))
-    with pytest.raises(ValueError, match="tau"):
-        run_lab({"linear": PROBLEMS["linear"]}, taus=(0.0,))
-    with pytest.raises(ValueError, match="unknown estimator"):
-        run_lab({"linear": PROBLEMS["linear"]}, estimators=("nope",))
-
-
-# ------------------------------------------------------------------------------------------ tau -> 0
-
-
-@pytest.mark.parametrize("problem", ["linear", "quadratic", "target", "target100"])
-def test_zero_temperature_limit_is_the_mean_of_reinmax_at_tau_one(problem):
-    p = PROBLEMS[problem]
-    limit = zero_temperature_limit(p.logits, p.f)
-    assert torch.allclose(limit, exact_mean("reinmax", p.logits, p.f, 1.0), atol=1e-12, rtol=1e-10)
-
-
-def test_zero_temperature_limit_exact_for_quadratics_only():
-    gen = torch.Generator().manual_seed(7)
-    for _ in range(5):
-        logits = torch.randn(6, generator=gen, dtype=torch.float64)
-        a = torch.randn(6, 6, generator=gen, dtype=torch.float64)
-        b = torch.randn(6, generator=gen, dtype=torch.float64)
-
-        def quadratic(z, a=a, b=b):
-            return ((z @ a) * z).sum(-1) + z @ b
-
-        assert torch.allclose(zero_temperature_limit(logits, quadratic), exact_grad(logits, quadratic), atol=1e-12)
-    p = PROBLEMS["target"]
-    g = exact_grad(p.logits, p.f)
-    assert (zero_temperature_limit(p.logits, p.f) - g).norm() > 0.5 * g.norm()
-
-
-@pytest.mark.parametrize("name", ["st_gumbel_softmax", "gumbel_softmax"])
-def test_small_tau_means_approach_their_limits(name):
-    """At tau = 0.02 the mean ST-GS gradient is the zero-temperature limit, the relaxed GS one the exact gradient
-    (per-coordinate z-test at Z = 4.5); at tau = 1 both are far from those values."""
-    p = PROBLEMS["target"]
-    target = zero_temperature_limit(p.logits, p.f) if name == "st_gumbel_softmax" else exact_grad(p.logits, p.f)
-    grads = sample_grads(name, p.logits, p.f, 400_000, tau=0.02, generator=torch.Generator().manual_seed(11))[0]
-    assert bool((mean_z(grads, target) < Z).all())
-    warm = sample_grads(name, p.logits, p.f, 100_000, tau=1.0, generator=torch.Generator().manual_seed(12))[0]
-    assert float(mean_z(warm, target).max()) > 10
-
-
-@pytest.fixture(scope="module")
-def small_sweep():
-    problems = {k: PROBLEMS[k] for k in ("linear", "target")}
-    return bias_against_tau(problems, taus=(0.02, 0.2, 1.0), budget=1000.0, rao_budget=200.0, min_samples=800, seed=3)
-
-
-def test_sweep_shapes_counts_and_tau_free_rows(small_sweep):
-    sw = small_sweep
-    assert sw.taus == [0.02, 0.2, 1.0] and list(sw.bias) == ["linear", "target"]
-    assert sw.n_samples["st_gumbel_softmax"] == [50_000, 5000, 1000]
-    assert sw.n_samples["gumbel_rao"] == [10_000, 1000, 800]
-    assert sw.n_samples["reinforce"] == [50_000] * 3
-    for p in sw.bias:
-        for e in ESTIMATORS:
-            for d in (sw.bias, sw.noise, sw.to_limit):
-                assert d[p][e].shape == (3,) and bool((d[p][e] >= 0).all())
-            if e in TAU_FREE:
-                assert torch.equal(sw.bias[p][e], sw.bias[p][e][:1].expand(3))
-    assert sw.limit_bias["linear"] < 1e-12 and abs(sw.limit_bias["target"] - 1.0) < 0.1
-
-
-def test_sweep_shows_what_happens_as_tau_falls(small_sweep):
-    """The chapter's claims, on a smaller sweep: relaxed GS loses its bias, ST-GS and Gumbel-Rao keep theirs."""
-    sw = small_sweep
-    b, s = sw.bias["target"], sw.noise["target"]
-    assert float(b["gumbel_softmax"][0]) < 3 * float(s["gumbel_softmax"][0])
-    assert float(b["gumbel_softmax"][2]) > 3 * float(s["gumbel_softmax"][2])
-    for e in ("st_gumbel_softmax", "gumbel_rao"):
-        assert float(b[e][0]) > 3 * float(s[e][0])
-        assert float(sw.to_limit["target"][e][0]) < 3 * float(s[e][0])
-    for e in ("reinforce", "reinforce_baseline"):
-        assert bool((b[e] < 3 * s[e]).all())
-
-
-def test_sweep_bad_arguments():
-    one = {"linear": PROBLEMS["linear"]}
-    with pytest.raises(ValueError, match="budget"):
-        bias_against_tau(one, budget=0.0)
-    with pytest.raises(ValueError, match="rao_budget"):
-        bias_against_tau(one, rao_budget=float("nan"))
-    with pytest.raises(ValueError, match="taus"):
-        bias_against_tau(one, taus=())
-    with pytest.raises(ValueError, match="unknown estimator"):
-        bias_against_tau(one, estimators=("nope",))
-    with pytest.raises(TypeError, match="f must be a callable"):
-        zero_temperature_limit(PROBLEMS["linear"].logits, None)
-
-
-# ------------------------------------------------------------------------------------------ figures
-
-
-def test_bias_figure_data(small_sweep):
-    sw = small_sweep
-    fig = bias_figure(sw, band=2.0)
-    names = list(sw.bias["linear"])
-    assert len(fig.data) == len(sw.bias) * (2 * len(names) + 1)  # per problem: band + line per estimator, limit
-    band, line = fig.data[2 * names.index("st_gumbel_softmax")], fig.data[2 * names.index("st_gumbel_softmax") + 1]
-    y, half = sw.bias["linear"]["st_gumbel_softmax"], 2.0 * sw.noise["linear"]["st_gumbel_softmax"]
-    assert list(line.x) == sw.taus and list(line.y) == y.tolist()
-    t = len(sw.taus)
-    assert list(band.y[:t]) == (y + half).tolist() and list(band.y[t:]) == (y - half).clamp(min=0).flip(0).tolist()
-    limit = fig.data[2 * len(names)]
-    assert list(limit.y) == [sw.limit_bias["linear"]] * 2
-    assert fig.layout.height > 0
-
-
-def test_cosine_figure_slider_data(small_lab):
-    fig = cosine_figure(small_lab)
-    steps = fig.layout.sliders[0].steps
-    assert [s.label for s in steps] == ["0.5", "1", "2"]
-    assert fig.layout.sliders[0].active == 1
-    k = len(ESTIMATORS) + ESTIMATORS.index("reinmax")  # second panel ("target")
-    for i, s in enumerate(steps):
-        assert s.method == "restyle"
-        assert s.args[0]["y"][k] == small_lab.cosine["target"]["reinmax"][i].tolist()
-    assert list(fig.data[k].y) == small_lab.cosine["target"]["reinmax"][1].tolist()
-
-
-def test_edge_profile_secant_and_tangents():
-    c = torch.linspace(-1, 1, 8, dtype=torch.float64)
-    lin = edge_profile(linear_objective(c), 8, 0, 5)
-    assert torch.allclose(lin["secant"], c[5] - c[0])
-    assert torch.allclose(lin["slope_i"], lin["secant"]) and torch.allclose(lin["slope_j"], lin["secant"])
-    quad = edge_profile(quadratic_objective(c), 8, 0, 5)
-    # trapezoid rule: the mean of the end slopes is the secant exactly for a quadratic (why ReinMax works)
-    assert torch.allclose((quad["slope_i"] + quad["slope_j"]) / 2, quad["secant"])
-    assert not torch.allclose(quad["slope_i"], quad["secant"])
-    tgt = edge_profile(target_objective(3, 8), 8, 0, 3, points=11)
-    assert tgt["u"].shape == (11,) and float(tgt["values"][0]) == 2.0 and float(tgt["values"][-1]) == 0.0
-    assert not torch.allclose((tgt["slope_i"] + tgt["slope_j"]) / 2, tgt["secant"])
-    with pytest.raises(ValueError, match="differ"):
-        edge_profile(linear_objective(c), 8, 2, 2)
-    with pytest.raises(ValueError, match="j must"):
-        edge_profile(linear_objective(c), 8, 0, 8)
-
-
-def test_edge_figure_slider():
-    c = torch.linspace(-1, 1, 8, dtype=torch.float64)
-    profiles = {"linear": edge_profile(linear_objective(c), 8), "quadratic": edge_profile(quadratic_objective(c), 8)}
-    fig = edge_figure(profiles)
-    steps = fig.layout.sliders[0].steps
-    assert [s.label for s in steps] == ["linear", "quadratic"]
-    assert steps[1].args[0]["y"][0] == profiles["quadratic"]["values"].tolist()
-    assert steps[1].args[0]["y"][1] == [
-        float(profiles["quadratic"]["values"][0]),
-        float(profiles["quadratic"]["values"][-1]),
-    ]
-    with pytest.raises(ValueError, match="profiles"):
-        edge_figure({})
-
-
-# ------------------------------------------------------------------------------------------ race
-
-
-def test_optimization_race():
-    p = PROBLEMS["target"]
-    curves = optimization_race(p, ("reinforce_baseline", "straight_through"), steps=30, seeds=2)
-    assert set(curves) == {"reinforce_baseline", "straight_through", "exact"}
-    start = float(expected_value(torch.zeros(8, dtype=torch.float64), p.f))
-    for runs in curves.values():
-        assert runs.shape == (2, 31)
-        assert bool((runs[:, 0] == start).all())
-    exact = curves["exact"][0]
-    assert bool((exact[1:] <= exact[:-1] + 1e-12).all()) and float(exact[-1]) < 0.5 * start
-    assert float(curves["reinforce_baseline"][:, -1].mean()) < start
-    fig = race_figure(curves, optimum=0.0)
-    assert len(fig.data) == 3 and list(fig.data[2].y) == curves["exact"].mean(0).clamp(min=1e-12).tolist()
-    with pytest.raises(ValueError, match="steps"):
-        optimization_race(p, steps=0)
-    with pytest.raises(ValueError, match="lr"):
-        optimization_race(p, lr=-1.0)
-
-
-# ------------------------------------------------------------------------------------------ exercises
-
-
-def _own_st(lg, gen, tau=None):
-    """Plain straight-through written from scratch (or ST-Gumbel-Softmax with ``tau``), as a student would."""
-    g = -torch.log(torch.empty_like(lg).exponential_(generator=gen).clamp(min=1e-300))
-    y_hard = torch.nn.functional.one_hot((lg.detach() + g).argmax(-1), lg.shape[-1]).to(lg.dtype)
-    y_soft = torch.softmax(lg, -1) if tau is None else torch.softmax((lg + g) / tau, -1)
-    return y_hard + (y_soft - y_soft.detach())
-
-
-def test_check_straight_through_layer(capsys):
-    assert check_straight_through_layer(_own_st) is None
-    assert "correct" in capsys.readouterr().out
-
-    def soft(lg, gen):
-        return torch.softmax(lg, -1)
-
-    with pytest.raises(AssertionError, match="one-hot"):
-        check_straight_through_layer(soft)
-    with pytest.raises(AssertionError, match="backward"):
-        check_straight_through_layer(lambda lg, gen: _own_st(lg, gen, tau=1.0))  # ST-Gumbel-Softmax
-    with pytest.raises(AssertionError, match="no gradient"):
-        check_straight_through_layer(lambda lg, gen: _own_st(lg, gen).detach())
-    with pytest.raises(AssertionError, match="not allowed in this exercise"):
-        check_straight_through_layer(lambda lg, gen: straight_through_softmax(lg, generator=gen))
-
-
-def test_exact_mean_bad_name():
-    p = PROBLEMS["linear"]
-    with pytest.raises(ValueError, match="name"):
-        exact_mean("gumbel_rao", p.logits, p.f)

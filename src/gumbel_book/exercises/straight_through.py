@@ -15,7 +15,7 @@ from scipy import stats
 
 from ..estimators import Objective, exact_grad
 from ..straight_through import reinmax_given, straight_through_given
-from ..validation import check_tau
+from ..validation import check_choice, check_tau
 from .guard import check_callable, own_work
 
 CHECK_LOGITS = (1.0, 0.0, -0.7, 0.3)
@@ -29,8 +29,7 @@ def exact_mean(name: str, logits: torch.Tensor, f: Objective, tau: float = 1.0) 
 
     Both are deterministic once the category is drawn, so the mean is a K-term sum, with no Monte Carlo noise.
     """
-    if name not in ("straight_through", "reinmax"):
-        raise ValueError(f"name must be 'straight_through' or 'reinmax', got {name!r}")
+    check_choice(name, ("straight_through", "reinmax"), "name")
     tau = check_tau(tau)
     exact_grad(logits, f)  # validates logits ([K], K >= 2) and f
     k = logits.shape[0]

@@ -1,8 +1,7 @@
 """Figures and the table of the straight-through chapter's estimator lab.
 
-The data come from :mod:`gumbel_book.estimators` (``bias_against_tau``, ``run_lab``, ``lab_table``,
-``optimization_race``),
-which the tests check; the functions here only draw them.
+The data come from the chapter's lab, :mod:`gumbel_book.labs.straight_through` (``bias_against_tau``,
+``run_lab``, ``lab_table``, ``optimization_race``), which the tests check; the functions here only draw them.
 """
 
 from __future__ import annotations
@@ -14,7 +13,8 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from ..estimators import ESTIMATORS, LABELS, LabResult, TauSweep
+from ..estimators import ESTIMATORS, LABELS
+from ..labs.straight_through import LabResult, TauSweep
 from .style import COLORS, base_layout, slider
 
 
@@ -22,14 +22,14 @@ def _color(name: str) -> str:
     return COLORS[ESTIMATORS.index(name) % len(COLORS)] if name in ESTIMATORS else "#000000"
 
 
-def _grid(lab: LabResult, height: int, title: str) -> tuple[go.Figure, list[tuple[str, int, int]]]:
-    problems = list(lab.bias)
+def _grid(result: LabResult, height: int, title: str) -> tuple[go.Figure, list[tuple[str, int, int]]]:
+    problems = list(result.bias)
     cols = 2
     rows = math.ceil(len(problems) / cols)
     fig = make_subplots(
         rows=rows,
         cols=cols,
-        subplot_titles=[lab.titles[p] for p in problems],
+        subplot_titles=[result.titles[p] for p in problems],
         horizontal_spacing=0.09,
         vertical_spacing=0.16,
     )
@@ -109,25 +109,26 @@ def bias_figure(sweep: TauSweep, band: float = 2.0) -> go.Figure:
     return fig
 
 
-def cosine_figure(lab: LabResult, active_tau: float = 1.0) -> go.Figure:
+def cosine_figure(result: LabResult, active_tau: float = 1.0) -> go.Figure:
     """Mean cosine similarity to the exact gradient against the number of samples, with a slider over tau."""
-    fig, cells = _grid(lab, 760, "Cosine similarity to the exact gradient")
-    active = min(range(len(lab.taus)), key=lambda i: abs(lab.taus[i] - active_tau))
+    fig, cells = _grid(result, 760, "Cosine similarity to the exact gradient")
+    active = min(range(len(result.taus)), key=lambda i: abs(result.taus[i] - active_tau))
     order = []
     for k, (p, r, c) in enumerate(cells):
-        for name in lab.cosine[p]:
+        for name in result.cosine[p]:
             order.append((p, name))
-            y = lab.cosine[p][name][active].tolist()
-            fig.add_trace(_estimator_line(name, lab.ns, y, k == 0, "<br>n = %{x}<br>cosine = %{y:.3f}"), row=r, col=c)
-        fig.update_xaxes(type="log", tickvals=lab.ns, title_text="samples n", row=r, col=c)
+            y = result.cosine[p][name][active].tolist()
+            line = _estimator_line(name, result.ns, y, k == 0, "<br>n = %{x}<br>cosine = %{y:.3f}")
+            fig.add_trace(line, row=r, col=c)
+        fig.update_xaxes(type="log", tickvals=result.ns, title_text="samples n", row=r, col=c)
         fig.update_yaxes(range=[-0.2, 1.05], title_text="cosine" if c == 1 else None, row=r, col=c)
     steps = [
         {
             "method": "restyle",
             "label": f"{tau:g}",
-            "args": [{"y": [lab.cosine[p][name][i].tolist() for p, name in order]}, list(range(len(order)))],
+            "args": [{"y": [result.cosine[p][name][i].tolist() for p, name in order]}, list(range(len(order)))],
         }
-        for i, tau in enumerate(lab.taus)
+        for i, tau in enumerate(result.taus)
     ]
     fig.update_layout(
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.07, "x": 0},
@@ -163,17 +164,17 @@ def race_figure(curves: dict[str, torch.Tensor], optimum: float, title: str = "O
     return fig
 
 
-def lab_table_html(lab: LabResult, rows: list[dict[str, object]], caption: str = "") -> str:
-    """The rows of :func:`gumbel_book.estimators.lab_table` as an HTML table, one block of rows per problem.
+def lab_table_html(result: LabResult, rows: list[dict[str, object]], caption: str = "") -> str:
+    """The rows of :func:`gumbel_book.labs.straight_through.lab_table` as an HTML table, one block of rows per problem.
 
     A bias within 3 noise levels of 0 is shown in grey italics: it is consistent with an unbiased estimator.
     """
     body = []
-    for p in lab.bias:
+    for p in result.bias:
         for i, row in enumerate(rows):
             bias, se = row[(p, "bias")], row[(p, "bias_se")]
             style = ' style="color:#888;font-style:italic"' if bias <= 3 * se else ""
-            first = f'<th rowspan="{len(rows)}">{html.escape(lab.titles[p])}</th>' if i == 0 else ""
+            first = f'<th rowspan="{len(rows)}">{html.escape(result.titles[p])}</th>' if i == 0 else ""
             body.append(
                 f"<tr>{first}<td>{html.escape(str(row['estimator']))}</td><td{style}>{bias:.3f}</td>"
                 f"<td>{se:.3f}</td><td>{row[(p, 'std')]:.3f}</td><td>{row[(p, 'cosine')]:.3f}</td></tr>"

@@ -11,53 +11,28 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from numbers import Real
 
 import numpy as np
 import torch
 from scipy import stats
 
-from ..sampling import _perturbed, gumbel_max, sample_gumbel
-from ..validation import check_logits
+from ..sampling import gumbel_max, perturbed_logits, sample_gumbel
+from ..validation import as_float_tensor, check_int, check_int_sequence, check_logits_vector, check_real
 
 EULER_GAMMA = 0.5772156649015329
 RAND_BITS_FLOAT32 = 24  # torch.rand(dtype=float32) on the CPU returns k / 2**24, k = 0, ..., 2**24 - 1
 
 
-def _as_float_tensor(name: str, x: torch.Tensor | float | Sequence[float]) -> torch.Tensor:
-    if isinstance(x, bool):
-        raise TypeError(f"{name} must be a real number or a floating-point tensor, got {x!r}")
-    if isinstance(x, torch.Tensor):
-        if not x.is_floating_point():
-            raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
-        return x
-    try:
-        return torch.as_tensor(x, dtype=torch.float64)
-    except (TypeError, ValueError, RuntimeError):
-        raise TypeError(f"{name} must be a real number or a floating-point tensor, got {x!r}") from None
-
-
-def _scale(scale: float) -> float:
-    if isinstance(scale, bool) or not isinstance(scale, Real) or not (math.isfinite(scale) and scale > 0):
-        raise ValueError(f"scale must be a finite number > 0, got {scale!r}")
-    return float(scale)
-
-
-def _loc(loc: float) -> float:
-    if isinstance(loc, bool) or not isinstance(loc, Real) or not math.isfinite(loc):
-        raise ValueError(f"loc must be a finite real number, got {loc!r}")
-    return float(loc)
-
-
 def gumbel_pdf(x: torch.Tensor | float, loc: float = 0.0, scale: float = 1.0) -> torch.Tensor:
     """Density of Gumbel(loc, scale): ``exp(-(z + exp(-z))) / scale`` with ``z = (x - loc) / scale``."""
-    z = (_as_float_tensor("x", x) - _loc(loc)) / _scale(scale)
+    scale = check_real(scale, "scale", positive=True)
+    z = (as_float_tensor(x, "x") - check_real(loc, "loc")) / scale
     return torch.exp(-(z + torch.exp(-z))) / scale
 
 
 def gumbel_cdf(x: torch.Tensor | float, loc: float = 0.0, scale: float = 1.0) -> torch.Tensor:
     """Distribution function of Gumbel(loc, scale): ``exp(-exp(-(x - loc) / scale))``."""
-    z = (_as_float_tensor("x", x) - _loc(loc)) / _scale(scale)
+    z = (as_float_tensor(x, "x") - check_real(loc, "loc")) / check_real(scale, "scale", positive=True)
     return torch.exp(-torch.exp(-z))
 
 
@@ -66,7 +41,7 @@ def gumbel_inverse_cdf(u: torch.Tensor | float) -> torch.Tensor:
 
     It returns -inf at ``u = 0`` and +inf at ``u = 1``: the chapter shows why the book's sampler avoids it.
     """
-    u = _as_float_tensor("u", u)
+    u = as_float_tensor(u, "u")
     if bool(torch.isnan(u).any()) or bool(((u < 0) | (u > 1)).any()):
         raise ValueError(f"u must lie in [0, 1], got values from {float(u.min())} to {float(u.max())}")
     return -torch.log(-torch.log(u))
@@ -77,9 +52,8 @@ def gumbel_eps_form(u: torch.Tensor | float, eps: float = 1e-20) -> torch.Tensor
 
     The two ``eps`` keep it finite at ``u = 0`` and ``u = 1``, at the price of a capped range.
     """
-    u = _as_float_tensor("u", u)
-    if isinstance(eps, bool) or not isinstance(eps, Real) or not (math.isfinite(eps) and eps > 0):
-        raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
+    u = as_float_tensor(u, "u")
+    check_real(eps, "eps", positive=True)
     if bool(torch.isnan(u).any()) or bool(((u < 0) | (u > 1)).any()):
         raise ValueError(f"u must lie in [0, 1], got values from {float(u.min())} to {float(u.max())}")
     return -torch.log(-torch.log(u + eps) + eps)
@@ -91,10 +65,10 @@ def eps_form_exact(eps: float = 1e-20, bits: int = RAND_BITS_FLOAT32, chunk: int
     Returns the exact mean and its bias against Euler's gamma (the Gumbel mean), the smallest and
     largest values it can produce, and the Gumbel probability mass beyond that range.
     """
-    if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= RAND_BITS_FLOAT32:
+    check_int(bits, "bits")
+    if bits > RAND_BITS_FLOAT32:
         raise ValueError(f"bits must be an int in [1, {RAND_BITS_FLOAT32}], got {bits!r}")
-    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
-        raise ValueError(f"chunk must be a positive int, got {chunk!r}")
+    check_int(chunk, "chunk")
     n = 1 << bits
     total, lo, hi = 0.0, math.inf, -math.inf
     for start in range(0, n, chunk):
@@ -116,8 +90,7 @@ def eps_form_exact(eps: float = 1e-20, bits: int = RAND_BITS_FLOAT32, chunk: int
 
 def empirical_frequencies(samples: torch.Tensor, num_categories: int) -> torch.Tensor:
     """Fraction of ``samples`` (int category indices) equal to each of ``0, ..., num_categories - 1``, float64."""
-    if isinstance(num_categories, bool) or not isinstance(num_categories, int) or num_categories < 1:
-        raise ValueError(f"num_categories must be a positive int, got {num_categories!r}")
+    check_int(num_categories, "num_categories")
     if not isinstance(samples, torch.Tensor) or samples.dtype not in (torch.int64, torch.int32, torch.int16):
         raise TypeError(f"samples must be an integer tensor of category indices, got {samples!r:.80}")
     if samples.numel() == 0:
@@ -148,8 +121,7 @@ def chi_square_gof(
     needs. A sample in a zero-probability category makes the p-value exactly 0 (``impossible`` counts them).
     """
     p = _probs(probs)
-    if isinstance(min_expected, bool) or not isinstance(min_expected, Real) or not min_expected > 0:
-        raise ValueError(f"min_expected must be a number > 0, got {min_expected!r}")
+    check_real(min_expected, "min_expected", positive=True)
     freq = empirical_frequencies(samples, p.numel())
     n = samples.numel()
     counts = (freq * n).round()
@@ -183,12 +155,13 @@ def chi_square_gof(
 
 def ks_gumbel(samples: torch.Tensor, loc: float = 0.0, scale: float = 1.0) -> dict[str, float]:
     """Kolmogorov-Smirnov test of real ``samples`` against Gumbel(loc, scale) (scipy's ``gumbel_r``)."""
-    x = _as_float_tensor("samples", samples).reshape(-1).double().cpu()
+    x = as_float_tensor(samples, "samples").reshape(-1).double().cpu()
     if x.numel() < 2:
         raise ValueError(f"samples needs at least 2 values, got {x.numel()}")
     if not bool(torch.isfinite(x).all()):
         raise ValueError("samples contains NaN or infinite values")
-    result = stats.kstest(x.numpy(), "gumbel_r", args=(_loc(loc), _scale(scale)))
+    args = (check_real(loc, "loc"), check_real(scale, "scale", positive=True))
+    result = stats.kstest(x.numpy(), "gumbel_r", args=args)
     return {"statistic": float(result.statistic), "p_value": float(result.pvalue), "n": x.numel()}
 
 
@@ -200,13 +173,9 @@ def frequency_error_vs_n(
     For each ``n`` in ``ns`` the distance is averaged over ``repeats`` independent runs. ``expected``
     is the large-``n`` prediction ``sum_i sqrt(p_i (1 - p_i) / (2 pi n))``, which falls as 1/sqrt(n).
     """
-    check_logits(logits, -1)
-    if logits.dim() != 1:
-        raise ValueError(f"logits must be 1-d, got shape {tuple(logits.shape)}")
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"repeats must be a positive int, got {repeats!r}")
-    if len(ns) == 0 or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in ns):
-        raise ValueError(f"ns must be a non-empty sequence of positive ints, got {ns!r}")
+    check_logits_vector(logits)
+    check_int(repeats, "repeats")
+    ns = check_int_sequence(ns, "ns")
     p = torch.softmax(logits.double().cpu(), dim=-1)
     k = p.numel()
     gen = torch.Generator(device=logits.device).manual_seed(seed)
@@ -241,12 +210,9 @@ def max_and_argmax(
 
     Uses the book's noise (:func:`gumbel_book.sample_gumbel`), so ``argmax`` is what :func:`gumbel_max` returns.
     """
-    check_logits(logits, -1)
-    if logits.dim() != 1:
-        raise ValueError(f"logits must be 1-d, got shape {tuple(logits.shape)}")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
-    values, index = _perturbed(logits.expand(n, -1), generator).max(dim=-1)
+    check_logits_vector(logits)
+    check_int(n, "n")
+    values, index = perturbed_logits(logits.expand(n, -1), generator).max(dim=-1)
     return index, values
 
 
@@ -255,10 +221,9 @@ def independence_test(index: torch.Tensor, values: torch.Tensor, num_categories:
 
     A large p-value is what independence of the argmax and the max predicts.
     """
-    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 2:
-        raise ValueError(f"bins must be an int >= 2, got {bins!r}")
+    check_int(bins, "bins", 2)
     empirical_frequencies(index, num_categories)  # validates index
-    v = _as_float_tensor("values", values).reshape(-1).double().cpu()
+    v = as_float_tensor(values, "values").reshape(-1).double().cpu()
     if v.numel() != index.numel():
         raise ValueError(f"index and values must have the same length, got {index.numel()} and {v.numel()}")
     edges = torch.quantile(v[: min(v.numel(), 1 << 24)], torch.linspace(0, 1, bins + 1, dtype=torch.float64)[1:-1])
@@ -281,10 +246,10 @@ def sequential_without_replacement(
     so it is an independent check of :func:`gumbel_book.gumbel_topk`. Returns int64 ``[n, k]``.
     """
     p = _probs(probs)
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= int((p > 0).sum()):
+    check_int(k, "k")
+    if k > int((p > 0).sum()):
         raise ValueError(f"k must be an int between 1 and the number of nonzero probabilities, got {k!r}")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+    check_int(n, "n")
     remaining = p.expand(n, -1).clone()
     out = torch.empty(n, k, dtype=torch.int64)
     rows = torch.arange(n)
@@ -307,7 +272,8 @@ def ordered_tuple_probabilities(probs: torch.Tensor | Sequence[float], k: int) -
     ``P(i_1, ..., i_k) = prod_j p_{i_j} / (1 - p_{i_1} - ... - p_{i_{j-1}})``; tuples of probability 0 are left out.
     """
     p = _probs(probs).tolist()
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= len(p):
+    check_int(k, "k")
+    if k > len(p):
         raise ValueError(f"k must be an int between 1 and {len(p)}, got {k!r}")
     out = {}
     for tup in itertools.permutations(range(len(p)), k):
@@ -320,10 +286,14 @@ def ordered_tuple_probabilities(probs: torch.Tensor | Sequence[float], k: int) -
     return out
 
 
-def tuple_frequencies(samples: torch.Tensor) -> dict[tuple[int, ...], float]:
-    """Empirical frequency of every ordered tuple among the rows of an int ``[n, k]`` tensor."""
+def _check_tuples(samples: torch.Tensor) -> None:
     if not isinstance(samples, torch.Tensor) or samples.dim() != 2 or samples.is_floating_point():
         raise TypeError(f"samples must be an integer tensor of shape [n, k], got {samples!r:.80}")
+
+
+def tuple_frequencies(samples: torch.Tensor) -> dict[tuple[int, ...], float]:
+    """Empirical frequency of every ordered tuple among the rows of an int ``[n, k]`` tensor."""
+    _check_tuples(samples)
     rows, counts = torch.unique(samples.cpu(), dim=0, return_counts=True)
     n = samples.shape[0]
     return {tuple(r.tolist()): c / n for r, c in zip(rows, counts.tolist(), strict=True)}
@@ -331,8 +301,7 @@ def tuple_frequencies(samples: torch.Tensor) -> dict[tuple[int, ...], float]:
 
 def tuple_chi_square(samples: torch.Tensor, probs: torch.Tensor | Sequence[float]) -> dict[str, float]:
     """Chi-square test of the ordered tuples in ``samples`` (``[n, k]``) against sequential sampling from ``probs``."""
-    if not isinstance(samples, torch.Tensor) or samples.dim() != 2 or samples.is_floating_point():
-        raise TypeError(f"samples must be an integer tensor of shape [n, k], got {samples!r:.80}")
+    _check_tuples(samples)
     exact = ordered_tuple_probabilities(probs, samples.shape[1])
     tuples = list(exact)
     code = {t: i for i, t in enumerate(tuples)}
@@ -371,8 +340,7 @@ def pitfall_frequencies(probs: torch.Tensor | Sequence[float], n: int, seed: int
     Both use the same Gumbel noise. The second is *not* Categorical(p): it is far too close to uniform.
     """
     p = _probs(probs)
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+    check_int(n, "n")
     g = sample_gumbel((n, p.numel()), dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
     k = p.numel()
     return {

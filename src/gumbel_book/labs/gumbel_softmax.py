@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from numbers import Real
 
 import numpy as np
 import torch
@@ -16,30 +15,9 @@ import torch
 from ..device import default_device
 from ..sampling import concrete_log_prob, gumbel_softmax
 from ..schedule import anneal_tau
-from ..validation import check_int, check_tau
+from ..validation import as_logits, check_int, check_real, check_tau, check_taus
 
 SQRT3_2 = math.sqrt(3.0) / 2.0
-
-
-def _as_logits(logits: Sequence[float] | torch.Tensor, name: str = "logits", k: int | None = None) -> torch.Tensor:
-    """``logits`` as a finite 1-d float32 CPU tensor of at least 2 (or exactly ``k``) entries."""
-    try:
-        lg = torch.as_tensor(logits, dtype=torch.float32).detach().cpu()
-    except (TypeError, ValueError, RuntimeError):
-        raise TypeError(f"{name} must be a 1-d sequence of numbers, got {logits!r}") from None
-    if lg.dim() != 1 or lg.numel() < 2:
-        raise ValueError(f"{name} must be a 1-d sequence of at least 2 numbers, got {logits!r}")
-    if k is not None and lg.numel() != k:
-        raise ValueError(f"{name} must have exactly {k} entries, got {lg.numel()}: {logits!r}")
-    if not bool(torch.isfinite(lg).all()):
-        raise ValueError(f"{name} must be finite, got {logits!r}")
-    return lg
-
-
-def _check_taus(taus: Sequence[float]) -> list[float]:
-    if isinstance(taus, (str, bytes)) or not isinstance(taus, Sequence) or len(taus) == 0:
-        raise ValueError(f"taus must be a non-empty sequence of positive numbers, got {taus!r}")
-    return [check_tau(t, "taus[i]") for t in taus]
 
 
 def _device(device: torch.device | str | None) -> torch.device:
@@ -59,7 +37,7 @@ def relaxed_samples(
     The same seed gives the same Gumbel noise at every ``tau`` (common random numbers), so curves
     against tau are smooth and differences between taus are due to tau alone.
     """
-    lg = _as_logits(logits)
+    lg = as_logits(logits)
     tau = check_tau(tau)
     n = check_int(n_samples, "n_samples")
     seed = check_int(seed, "seed", minimum=0)
@@ -93,7 +71,7 @@ def concrete_density_grid(
     Returns ``x`` (columns), ``y`` (rows) and ``log_density`` of shape ``[rows, columns]``, NaN outside
     the open simplex, computed by :func:`gumbel_book.concrete_log_prob` at the cell centres.
     """
-    lg = _as_logits(logits, k=3)
+    lg = as_logits(logits, k=3)
     tau = check_tau(tau)
     cols = check_int(resolution, "resolution", minimum=4)
     rows = max(2, round(cols * SQRT3_2))
@@ -129,7 +107,7 @@ def simplex_view(
     samples, barycentric), ``pi``, ``mean_xy``, ``pi_xy``, and the ``grid_x``, ``grid_y``,
     ``log_density`` of :func:`concrete_density_grid`. The static slider and the live widget both use it.
     """
-    lg = _as_logits(logits, k=3)
+    lg = as_logits(logits, k=3)
     y = relaxed_samples(lg, tau, n_samples, seed, device=device)
     sx, sy = simplex_xy(y)
     mean = y.double().mean(dim=0).cpu()
@@ -167,11 +145,11 @@ def temperature_tradeoffs(
     E[max_i y_i]; ``grad_var`` is the total variance sum_i Var(d f(y) / d logit_i) of the reparameterized
     gradient of the loss f(y) = cost . y (default cost = linspace(0, 1, K)). All taus share one ``seed``'s noise.
     """
-    lg = _as_logits(logits)
-    taus = _check_taus(taus)
+    lg = as_logits(logits)
+    taus = check_taus(taus)
     n = check_int(n_samples, "n_samples", minimum=2)
     k = lg.numel()
-    c = torch.linspace(0.0, 1.0, k) if cost is None else _as_logits(cost, name="cost", k=k)
+    c = torch.linspace(0.0, 1.0, k) if cost is None else as_logits(cost, name="cost", k=k)
     dev = _device(device)
     pi = torch.softmax(lg.double(), dim=-1)
     out = {name: np.empty(len(taus)) for name in ("mean_bias", "mean_max", "grad_var")}
@@ -211,8 +189,7 @@ def annealing_curves(
     every = check_int(every, "every")
     total = check_int(total_steps, "total_steps")
     epoch = check_int(epoch_steps, "epoch_steps")
-    if isinstance(rate, bool) or not isinstance(rate, Real) or not (math.isfinite(rate) and rate >= 0):
-        raise ValueError(f"rate must be finite and >= 0, got {rate!r}")
+    rate = check_real(rate, "rate", minimum=0)
     points = set(range(0, total + 1, every))
     for start in range(0, total + 1, epoch):
         points.update(range(start, min(start + epoch, total + 1), every))

@@ -21,7 +21,7 @@ from scipy import stats
 from torch import nn
 
 from ..sampling import gumbel_max
-from ..validation import check_int, check_logits, check_tau
+from ..validation import check_int, check_logits, check_real, check_tau
 
 __all__ = [
     "CharLM",
@@ -147,7 +147,7 @@ def top_k_logits(logits: torch.Tensor, k: int) -> torch.Tensor:
 def top_p_logits(logits: torch.Tensor, p: float) -> torch.Tensor:
     """``logits`` truncated to the nucleus: the fewest most likely entries whose probability reaches ``p``."""
     check_logits(logits, -1)
-    if not 0 < p <= 1:
+    if not 0 < check_real(p, "p") <= 1:
         raise ValueError(f"p must lie in (0, 1], got {p!r}")
     sorted_logits, order = logits.sort(dim=-1, descending=True)
     mass_before = torch.softmax(sorted_logits.double(), dim=-1).cumsum(dim=-1) - torch.softmax(
@@ -263,6 +263,7 @@ def watermark_score(tokens: torch.Tensor, key: int, vocab_size: int, window: int
     ``tokens`` includes at least ``window`` tokens of prompt before the scored ones; a (context, token)
     pair that repeats is scored once, so that without the key each term is an independent Exp(1).
     """
+    window = check_int(window, "window")
     tokens = torch.as_tensor(tokens, dtype=torch.int64).flatten()
     if tokens.numel() <= window:
         raise ValueError(f"need more than window={window} tokens, got {tokens.numel()}")
@@ -284,7 +285,7 @@ def watermark_pvalue(tokens: torch.Tensor, key: int, vocab_size: int, window: in
     return float(stats.gamma.sf(score, n))
 
 
-#: The tensor passes of the unfused ``gumbel_max`` (``sampling._perturbed`` then ``argmax``), as
+#: The tensor passes of the unfused ``gumbel_max`` (``sampling.perturbed_logits`` then ``argmax``), as
 #: (operation, full-size tensors read, full-size tensors written), read off the code in float32.
 UNFUSED_GUMBEL_MAX = (
     ("empty(...).exponential_()", 0, 1),

@@ -11,45 +11,37 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from numbers import Real
 
 import torch
 
-from ..validation import check_int
+from ..validation import check_choice, check_int, check_int_sequence, check_real
 
 ESTIMATORS = ("score", "reparam")
+"""The two gradient estimators of a *continuous* variable that this chapter compares: ``"score"`` is the
+score-function estimator (REINFORCE, ``f(z) * grad log p(z)``) and ``"reparam"`` the pathwise one (the gradient
+through ``z = mu + sigma * eps``). Not the discrete estimators of :data:`gumbel_book.estimators.REGISTRY`, which
+estimate gradients through a categorical sample; every function here checks its ``estimator`` against this tuple."""
+
 PARAMS = ("mu", "sigma")
+"""The parameters of ``N(mu, sigma^2)`` a gradient is taken in."""
 
 Objective = Callable[[torch.Tensor], torch.Tensor]
 
 
-def _real(name: str, value: float, *, positive: bool = False) -> float:
-    """Return ``value`` as a float if it is a finite real number (and > 0 when ``positive``)."""
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    if positive and value <= 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-    return value
-
-
-def _check_estimator(estimator: str) -> str:
-    if estimator not in ESTIMATORS:
-        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
-    return estimator
+def _params(mu: float, sigma: float, target: float) -> tuple[float, float, float]:
+    """``(mu, sigma, target)`` as floats: finite real numbers, ``sigma > 0``."""
+    return check_real(mu, "mu"), check_real(sigma, "sigma", positive=True), check_real(target, "target")
 
 
 def objective(mu: float, sigma: float, target: float = 0.0) -> float:
     """The exact toy objective ``E[(z - target)^2] = (mu - target)^2 + sigma^2`` for ``z ~ N(mu, sigma^2)``."""
-    mu, sigma, target = _real("mu", mu), _real("sigma", sigma, positive=True), _real("target", target)
+    mu, sigma, target = _params(mu, sigma, target)
     return (mu - target) ** 2 + sigma**2
 
 
 def exact_gradient(mu: float, sigma: float, target: float = 0.0) -> dict[str, float]:
     """The exact gradient of :func:`objective`: ``{"mu": 2 (mu - target), "sigma": 2 sigma}``."""
-    mu, sigma, target = _real("mu", mu), _real("sigma", sigma, positive=True), _real("target", target)
+    mu, sigma, target = _params(mu, sigma, target)
     return {"mu": 2 * (mu - target), "sigma": 2 * sigma}
 
 
@@ -60,7 +52,7 @@ def exact_variance(mu: float, sigma: float, target: float = 0.0) -> dict[str, di
     score/mu ``a^4/sigma^2 + 14 a^2 + 15 sigma^2``, score/sigma ``2 a^4/sigma^2 + 60 a^2 + 74 sigma^2``,
     reparam/mu ``4 sigma^2``, reparam/sigma ``4 a^2 + 8 sigma^2``. An n-sample average has 1/n of these.
     """
-    mu, sigma, target = _real("mu", mu), _real("sigma", sigma, positive=True), _real("target", target)
+    mu, sigma, target = _params(mu, sigma, target)
     a2, s2 = (mu - target) ** 2, sigma**2
     return {
         "score": {"mu": a2**2 / s2 + 14 * a2 + 15 * s2, "sigma": 2 * a2**2 / s2 + 60 * a2 + 74 * s2},
@@ -89,8 +81,8 @@ def gradient_samples(
     ``estimator="reparam"``: ``grad f(mu + sigma * eps)`` with ``eps ~ N(0, 1)``. ``f`` defaults to
     ``(z - target)^2``; it must act elementwise. Returns float64 tensors ``{"mu": [n], "sigma": [n]}``.
     """
-    _check_estimator(estimator)
-    mu, sigma, target = _real("mu", mu), _real("sigma", sigma, positive=True), _real("target", target)
+    check_choice(estimator, ESTIMATORS, "estimator")
+    mu, sigma, target = _params(mu, sigma, target)
     n = check_int(n, "n")
     if f is not None and not callable(f):
         raise TypeError(f"f must be a callable mapping a tensor of samples to a tensor of values, got {f!r}")
@@ -115,8 +107,9 @@ def gradient_samples(
 
 def sample_has_gradient(mu: float = 0.0, sigma: float = 1.0) -> dict[str, bool]:
     """Whether a draw from ``Normal(mu, sigma)`` is connected to the parameters: ``.sample()`` vs ``.rsample()``."""
-    mu_t = torch.tensor(_real("mu", mu), requires_grad=True)
-    sigma_t = torch.tensor(_real("sigma", sigma, positive=True), requires_grad=True)
+    mu, sigma, _ = _params(mu, sigma, 0.0)
+    mu_t = torch.tensor(mu, requires_grad=True)
+    sigma_t = torch.tensor(sigma, requires_grad=True)
     dist = torch.distributions.Normal(mu_t, sigma_t)
     return {"sample": dist.sample().requires_grad, "rsample": dist.rsample().requires_grad}
 
@@ -145,8 +138,7 @@ def running_mean(
     estimator: str, mu: float, sigma: float, n: int, *, param: str = "mu", target: float = 0.0, seed: int = 0
 ) -> torch.Tensor:
     """The running average of ``n`` single-sample estimates: entry ``i`` is the estimate from ``i + 1`` samples."""
-    if param not in PARAMS:
-        raise ValueError(f"param must be one of {PARAMS}, got {param!r}")
+    check_choice(param, PARAMS, "param")
     gen = torch.Generator().manual_seed(seed)
     samples = gradient_samples(estimator, mu, sigma, n, target=target, generator=gen)[param]
     return samples.cumsum(0) / torch.arange(1, n + 1, dtype=samples.dtype)
@@ -167,12 +159,9 @@ def variance_vs_n(
     Returns ``{"n": [len(ns)], "score": [len(ns)], "reparam": [len(ns)]}`` (float64); the exact values
     are ``exact_variance(...)[estimator][param] / n``.
     """
-    if param not in PARAMS:
-        raise ValueError(f"param must be one of {PARAMS}, got {param!r}")
+    check_choice(param, PARAMS, "param")
     repeats = check_int(repeats, "repeats", minimum=2)
-    if len(ns) == 0:
-        raise ValueError("ns must be a non-empty sequence of sample sizes")
-    ns = [check_int(n, "every entry of ns") for n in ns]
+    ns = check_int_sequence(ns, "ns")
     out = {"n": torch.tensor(ns, dtype=torch.float64)}
     for k, estimator in enumerate(ESTIMATORS):
         gen = torch.Generator().manual_seed(seed + k)
@@ -191,8 +180,7 @@ def estimator_histograms(
 
     The mass that falls outside the edges is dropped; ``{"outside": ...}`` reports its fraction per estimator.
     """
-    if param not in PARAMS:
-        raise ValueError(f"param must be one of {PARAMS}, got {param!r}")
+    check_choice(param, PARAMS, "param")
     if not isinstance(bins, torch.Tensor) or bins.dim() != 1 or bins.numel() < 2:
         raise ValueError(f"bins must be a 1-d tensor of at least 2 increasing edges, got {bins!r}")
     edges = bins.to(torch.float64)
