@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from gumbel_book import gumbel_max, gumbel_softmax, gumbel_topk, sample_gumbel
+from gumbel_book.exercises import gumbel_max as ex2
 from gumbel_book.figures import gumbel_max as figs
 from gumbel_book.labs import gumbel_max as gm
 
@@ -315,7 +316,6 @@ def test_other_figures_build():
 
 
 @pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_chapter_tools_on_cuda():
     """Gumbel-max on the GPU passes the chi-square test (alpha = 1e-3); the helpers accept CUDA tensors."""
     lg = torch.tensor(figs.EMPIRICAL_CASES["masked"], device="cuda")
@@ -329,3 +329,95 @@ def test_chapter_tools_on_cuda():
     assert gm.ks_gumbel(val, loc=float(torch.logsumexp(lg, 0)))["p_value"] > ALPHA
     r = gm.frequency_error_vs_n(lg, [1000, 10_000], repeats=5)
     assert bool((r["tv"] > 0).all())
+
+
+# --- The exercise checks: right answers pass, plausible wrong ones fail with a message (alpha = 1e-4 inside) ---
+
+
+def own_gumbel(shape, generator=None):
+    return -torch.log(torch.empty(shape).exponential_(generator=generator).clamp(min=1e-38))
+
+
+def gumbel_right(shape, generator=None):
+    return own_gumbel(shape, generator=generator)
+
+
+def gumbel_inverse_cdf(shape, generator=None):
+    u = torch.rand(shape, dtype=torch.float64, generator=generator)
+    return -torch.log(-torch.log(u))
+
+
+def gumbel_exponential(shape, generator=None):
+    return -torch.log(torch.rand(shape, generator=generator))
+
+
+def gumbel_flipped(shape, generator=None):
+    return -own_gumbel(shape, generator=generator)
+
+
+def gumbel_with_inf(shape, generator=None):
+    g = own_gumbel(shape, generator=generator)
+    g[0] = -math.inf
+    return g
+
+
+def test_gumbel_sampler_accepts_right_answers(capsys):
+    assert ex2.check_gumbel_sampler(gumbel_right) is None
+    assert capsys.readouterr().out.strip() == "correct"
+    assert ex2.check_gumbel_sampler(gumbel_inverse_cdf) is None  # right in law (U = 0 has probability 2**-53)
+
+
+@pytest.mark.parametrize(
+    ("answer", "match"),
+    [
+        (gumbel_exponential, "exponential"),
+        (gumbel_flipped, "sign"),
+        (gumbel_with_inf, "infinite"),
+        (lambda shape: torch.zeros(3), "shape"),
+    ],
+)
+def test_gumbel_sampler_rejects_wrong_answers(answer, match):
+    with pytest.raises(AssertionError, match=match):
+        ex2.check_gumbel_sampler(answer)
+
+
+def categorical_right(logits, n, generator=None):
+    return (logits + own_gumbel((n, logits.numel()), generator=generator)).argmax(-1)
+
+
+def categorical_probs_perturbed(logits, n, generator=None):
+    g = own_gumbel((n, logits.numel()), generator=generator)
+    return (torch.softmax(logits, -1) + g).argmax(-1)
+
+
+def categorical_mode(logits, n, generator=None):
+    return logits.argmax().expand(n).clone()
+
+
+def test_categorical_sampler():
+    assert ex2.check_categorical_sampler(categorical_right) is None
+    with pytest.raises(AssertionError, match="do not match"):
+        ex2.check_categorical_sampler(categorical_probs_perturbed)
+    with pytest.raises(AssertionError, match="do not match"):
+        ex2.check_categorical_sampler(categorical_mode)
+    with pytest.raises(AssertionError, match="dtype"):
+        ex2.check_categorical_sampler(lambda logits, n: torch.zeros(n))
+
+
+def test_top2_probability():
+    assert ex2.check_top2_probability(0.3 * 0.5 / 0.7) is None
+    assert ex2.check_top2_probability(gm.ordered_tuple_probabilities([0.5, 0.3, 0.2], 2)[(1, 0)]) is None
+    with pytest.raises(AssertionError, match="independent"):
+        ex2.check_top2_probability(0.15)
+    with pytest.raises(AssertionError, match="not right"):
+        ex2.check_top2_probability(0.5 * 0.3 / 0.5)  # divided by the wrong remainder
+
+
+def test_expected_max():
+    assert ex2.check_expected_max(math.log(6) + gm.EULER_GAMMA) is None
+    with pytest.raises(AssertionError, match="Euler"):
+        ex2.check_expected_max(math.log(6))
+    with pytest.raises(AssertionError, match="largest logit"):
+        ex2.check_expected_max(math.log(3) + gm.EULER_GAMMA)
+    with pytest.raises(AssertionError, match="not right"):
+        ex2.check_expected_max(1.0)

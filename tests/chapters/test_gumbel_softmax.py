@@ -294,7 +294,6 @@ def test_density_and_annealing_checks_reject_wrong_answers():
 
 
 @pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_tradeoffs_and_views_run_on_cuda():
     d = T.temperature_tradeoffs(LOGITS3, [0.1, 1.0], n_samples=5000, device="cuda")
     assert d["mean_bias"][0] < d["mean_bias"][1] and d["grad_var"][0] > d["grad_var"][1]

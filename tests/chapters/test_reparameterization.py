@@ -8,8 +8,10 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
+from gumbel_book.exercises import reparameterization as ex1
 from gumbel_book.figures import reparameterization as figs
 from gumbel_book.labs import reparameterization as reparam
+from gumbel_book.labs.reparameterization import exact_variance
 
 Z_CRIT = 3.29  # two-sided normal quantile, alpha = 1e-3
 
@@ -141,7 +143,6 @@ def test_figures_have_precomputed_sliders():
 
 
 @pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_gradient_samples_on_cuda():
     """Both estimators run on the GPU and stay unbiased (z-test, alpha = 1e-3)."""
     gen = torch.Generator(device="cuda").manual_seed(0)
@@ -149,3 +150,101 @@ def test_gradient_samples_on_cuda():
         s = reparam.gradient_samples(est, 1.0, 1.0, 200_000, generator=gen)
         assert s["mu"].device.type == "cuda"
         assert abs(float(s["mu"].mean()) - 2.0) < Z_CRIT * float(s["mu"].std()) / math.sqrt(200_000)
+
+
+# --- The exercise checks: right answers pass, plausible wrong ones fail with a message (alpha = 1e-4 inside) ---
+
+
+def rsample_right(rate, n, generator=None):
+    e = torch.empty(n, dtype=rate.dtype).exponential_(generator=generator)
+    return e / rate
+
+
+def rsample_no_gradient(rate, n, generator=None):
+    return torch.empty(n, dtype=rate.dtype).exponential_(generator=generator) / rate.detach()
+
+
+def rsample_wrong_scale(rate, n, generator=None):
+    e = torch.empty(n, dtype=rate.dtype).exponential_(generator=generator)
+    return e * rate
+
+
+def rsample_without_generator(rate, n):
+    return -torch.log1p(-torch.rand(n, dtype=rate.dtype)) / rate
+
+
+def test_exponential_rsample_accepts_right_answers(capsys):
+    assert ex1.check_exponential_rsample(rsample_right) is None
+    assert "correct" in capsys.readouterr().out
+    assert ex1.check_exponential_rsample(rsample_without_generator) is None
+
+
+@pytest.mark.parametrize(
+    ("answer", "match"),
+    [(rsample_no_gradient, "not connected"), (rsample_wrong_scale, "Exp\\(rate"), (lambda r, n: r, "shape")],
+)
+def test_exponential_rsample_rejects_wrong_answers(answer, match):
+    with pytest.raises(AssertionError, match=match):
+        ex1.check_exponential_rsample(answer)
+
+
+def test_score_variance():
+    assert ex1.check_score_variance(exact_variance(1.0, 1.0)["score"]["mu"]) is None
+    assert ex1.check_score_variance(30) is None
+    with pytest.raises(AssertionError, match="reparameterized"):
+        ex1.check_score_variance(4.0)
+    with pytest.raises(AssertionError, match="second moment"):
+        ex1.check_score_variance(34.0)  # the second moment, mean not subtracted
+    with pytest.raises(AssertionError, match="number"):  # a wrong answer, not a type error: one convention
+        ex1.check_score_variance("30")
+
+
+def baseline_right(mu, sigma, eps):
+    z = mu + sigma * eps
+    return (z**2 - (mu**2 + 3 * sigma**2)) * eps / sigma
+
+
+def baseline_mean(mu, sigma, eps):
+    z = mu + sigma * eps
+    return (z**2 - (mu**2 + sigma**2)) * eps / sigma
+
+
+def baseline_none(mu, sigma, eps):
+    z = mu + sigma * eps
+    return z**2 * eps / sigma
+
+
+def baseline_from_sample(mu, sigma, eps):
+    z = mu + sigma * eps
+    return (z**2 - z) * eps / sigma  # the baseline depends on z: biased
+
+
+def baseline_batch_mean(mu, sigma, eps):
+    z = mu + sigma * eps
+    return (z**2 - (z**2).mean()) * eps / sigma  # a statistic of this batch, not a constant
+
+
+def test_baseline_variances_are_30_18_14():
+    """The solution's claim: at mu = sigma = 1 the variance is 30 without a baseline, 18 with b = E f = 2 and 14
+    with b* = mu^2 + 3 sigma^2 = 4 (exact), and 10^6 samples agree (relative SE of a variance ~0.8%: 3% is ~3.6 SE,
+    alpha ~ 3e-4)."""
+    assert [ex1.baseline_variance(1.0, 1.0, b) for b in (0.0, 2.0, 4.0)] == [30.0, 18.0, 14.0]
+    assert min(range(-20, 21), key=lambda b: ex1.baseline_variance(1.0, 1.0, b / 2)) / 2 == 4.0
+    eps = torch.randn(1_000_000, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    for answer, var in ((baseline_none, 30.0), (baseline_mean, 18.0), (baseline_right, 14.0)):
+        assert float(answer(1.0, 1.0, eps).var()) == pytest.approx(var, rel=0.03)
+    assert ex1.baseline_variance(1.0, 1.0, 0.0) == pytest.approx(exact_variance(1.0, 1.0)["score"]["mu"])
+
+
+def test_baseline_estimator():
+    ex1.check_baseline_estimator(baseline_right)
+    ex1.check_baseline_estimator(baseline_mean)
+    ex1.check_baseline_estimator(baseline_right, mu=-0.6, sigma=1.7, seed=3)
+    with pytest.raises(AssertionError, match="variance"):
+        ex1.check_baseline_estimator(baseline_none)
+    with pytest.raises(AssertionError, match="one constant b"):
+        ex1.check_baseline_estimator(baseline_from_sample)
+    with pytest.raises(AssertionError, match="changes with the noise|one constant b"):
+        ex1.check_baseline_estimator(baseline_batch_mean)
+    with pytest.raises(TypeError, match="function"):
+        ex1.check_baseline_estimator(3.0)
