@@ -17,8 +17,8 @@ import plotly.graph_objects as go
 import torch
 
 from .figures.gumbel_softmax import SIMPLEX_LOGITS, UPDATED_TRACES, simplex_base_figure, simplex_trace_updates
-from .labs.gumbel_softmax import _as_logits, simplex_view
-from .validation import check_int, check_tau
+from .labs.gumbel_softmax import simplex_view
+from .validation import as_logits, check_int, check_tau
 
 TAU_RANGE = (0.05, 10.0)
 MAX_SAMPLES = 5000
@@ -29,6 +29,22 @@ PROB_MIN = 0.01
 
 def _title(n_samples: int) -> str:
     return f"{n_samples} Gumbel-Softmax samples on the simplex (K = 3)"
+
+
+def _checked_settings(
+    logits: Sequence[float], tau: float, n_samples: int, seed: int
+) -> tuple[torch.Tensor, float, int, int]:
+    """The app's starting values, checked against its sliders' ranges."""
+    lg = as_logits(logits, k=3)
+    if float(lg.min()) < LOGIT_RANGE[0] or float(lg.max()) > LOGIT_RANGE[1]:
+        raise ValueError(f"logits must lie in {list(LOGIT_RANGE)} for the app's sliders, got {logits!r}")
+    tau = check_tau(tau)
+    if not TAU_RANGE[0] <= tau <= TAU_RANGE[1]:
+        raise ValueError(f"tau must lie in {list(TAU_RANGE)} for the app's slider, got {tau!r}")
+    n_samples = check_int(n_samples, "n_samples")
+    if n_samples > MAX_SAMPLES:
+        raise ValueError(f"n_samples must be <= {MAX_SAMPLES}, got {n_samples}")
+    return lg, tau, n_samples, check_int(seed, "seed", minimum=0)
 
 
 class TemperatureApp:
@@ -46,20 +62,22 @@ class TemperatureApp:
         seed: int = 0,
         resolution: int = 40,
     ) -> None:
-        lg = _as_logits(logits, k=3)
-        if float(lg.min()) < LOGIT_RANGE[0] or float(lg.max()) > LOGIT_RANGE[1]:
-            raise ValueError(f"logits must lie in {list(LOGIT_RANGE)} for the app's sliders, got {logits!r}")
-        tau = check_tau(tau)
-        if not TAU_RANGE[0] <= tau <= TAU_RANGE[1]:
-            raise ValueError(f"tau must lie in {list(TAU_RANGE)} for the app's slider, got {tau!r}")
-        n_samples = check_int(n_samples, "n_samples")
-        if n_samples > MAX_SAMPLES:
-            raise ValueError(f"n_samples must be <= {MAX_SAMPLES}, got {n_samples}")
-        seed = check_int(seed, "seed", minimum=0)
+        lg, tau, n_samples, seed = _checked_settings(logits, tau, n_samples, seed)
         self.resolution = check_int(resolution, "resolution", minimum=4)
         self._syncing = False
         self.last_redraw_s = math.nan
+        self._make_controls(lg, tau, n_samples, seed)
+        self.figure = go.FigureWidget(simplex_base_figure(self._view(), title=_title(n_samples)))
+        for control in [self.tau, *self.params, self.n_samples, self.seed]:
+            control.observe(self._on_change, names="value")
+        self.mode.observe(self._on_mode, names="value")
+        self._update_info()
+        left = w.VBox([self.tau, *self.params])
+        right = w.VBox([self.mode, self.n_samples, self.seed, self.info])
+        self.widget = w.VBox([w.HBox([left, right]), self.figure])
 
+    def _make_controls(self, lg: torch.Tensor, tau: float, n_samples: int, seed: int) -> None:
+        """The sliders and fields: tau (log scale), one per logit, the sample count, the seed, the mode toggle."""
         style = {"description_width": "90px"}
         layout = w.Layout(width="320px")
         self.tau = w.FloatLogSlider(
@@ -92,15 +110,6 @@ class TemperatureApp:
         )
         self.seed = w.BoundedIntText(value=seed, min=0, max=2**31 - 1, description="seed", style=style)
         self.info = w.HTML()
-
-        self.figure = go.FigureWidget(simplex_base_figure(self._view(), title=_title(n_samples)))
-        for control in [self.tau, *self.params, self.n_samples, self.seed]:
-            control.observe(self._on_change, names="value")
-        self.mode.observe(self._on_mode, names="value")
-        self._update_info()
-        left = w.VBox([self.tau, *self.params])
-        right = w.VBox([self.mode, self.n_samples, self.seed, self.info])
-        self.widget = w.VBox([w.HBox([left, right]), self.figure])
 
     def logits(self) -> torch.Tensor:
         """The current logits (in probability mode: log of the normalized slider weights)."""
@@ -180,9 +189,9 @@ class LatentExplorerApp:
     """
 
     def __init__(self, model, images: torch.Tensor, digit: int = 0, variable: int = 0) -> None:
-        from .figures.categorical_vae import _check_images, explorer_labels, png_data_uri
+        from .figures.categorical_vae import check_images, explorer_labels, png_data_uri
 
-        self.model, self.images = model, _check_images(images, "images")
+        self.model, self.images = model, check_images(images, "images")
         self._uri = png_data_uri
         digit = check_int(digit, "digit", minimum=0)
         variable = check_int(variable, "variable", minimum=0)

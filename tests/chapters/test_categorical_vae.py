@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from gumbel_book import anneal_tau, data, reference_runs, vae
+from gumbel_book import anneal_tau, data, settings, vae
 from gumbel_book.figures import categorical_vae as vfig
 from gumbel_book.labs import categorical_vae as lab
+from gumbel_book.vae import presets, reference_runs, training
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,7 @@ def test_split_validation_holds_out_the_last_sixth():
 def test_early_stopping_keeps_the_best_validation_epoch(digits, tmp_path, monkeypatch):
     """Scripted validation scores 10, 9, 9.5, 9.7, ...: best epoch 2, patience 2 stops after epoch 4."""
     scores = iter([10.0, 9.0, 9.5, 9.7, 9.8, 9.9])
-    monkeypatch.setattr(vae, "evaluate", lambda model, x, **kw: next(scores))
+    monkeypatch.setattr(training, "evaluate", lambda model, x, **kw: next(scores))
     cfg = tiny(epochs=6, patience=2)
     result = vae.train_vae(
         cfg, digits[0][:200], val_images=digits[1][:50], out_dir=tmp_path, device="cpu", progress=False
@@ -91,7 +92,9 @@ def test_sgd_optimizer_and_a_diverging_loss_is_an_error(digits, monkeypatch):
     with pytest.raises(ValueError, match="momentum"):
         tiny(momentum=1.0)
     nan = torch.tensor(float("nan"), requires_grad=True)
-    monkeypatch.setattr(vae, "training_loss", lambda *a, **k: (nan * 1, torch.full((2,), math.nan), torch.zeros(2)))
+    monkeypatch.setattr(
+        training, "training_loss", lambda *a, **k: (nan * 1, torch.full((2,), math.nan), torch.zeros(2))
+    )
     with pytest.raises(FloatingPointError, match="lower lr"):
         vae.train_vae(tiny(epochs=1), digits[0][:100], device="cpu", progress=False)
 
@@ -143,7 +146,7 @@ def test_live_budget_and_config(monkeypatch):
     cfg = lab.live_config("st-gs", b)
     assert cfg.latent == (20, 10) and cfg.prior == "learned" and cfg.binarization == "dynamic"
     assert cfg.tau(b["epochs"] * b["steps_per_epoch"]) == 0.5 and cfg.tau(0) == 1.0
-    monkeypatch.setenv(lab.FULL_ENV, "1")
+    monkeypatch.setenv(settings.FULL_ENV, "1")
     assert lab.full_run_requested()
 
 
@@ -226,12 +229,12 @@ def test_control_runs_and_overfitting_gap():
 
 
 def test_find_results(tmp_path, monkeypatch):
-    monkeypatch.delenv(lab.RESULTS_ENV, raising=False)
+    monkeypatch.delenv(settings.RESULTS_ENV, raising=False)
     (tmp_path / "results" / "vae").mkdir(parents=True)
     (tmp_path / "results" / "vae" / "summary.json").write_text("{}")
     (tmp_path / "book").mkdir()
     assert lab.find_results(tmp_path / "book") == tmp_path / "results" / "vae"
-    monkeypatch.setenv(lab.RESULTS_ENV, str(tmp_path / "elsewhere"))
+    monkeypatch.setenv(settings.RESULTS_ENV, str(tmp_path / "elsewhere"))
     assert lab.find_results(tmp_path / "book") is None
     with pytest.raises(FileNotFoundError, match="reproduce"):
         lab.load_summary(tmp_path)
@@ -300,11 +303,7 @@ def test_reproduce_trains_resumes_and_summarizes(digits, tmp_path, monkeypatch):
     fake = {"train": (digits[0][:240], None), "test": (digits[1][:30], None)}
     monkeypatch.setattr(reference_runs, "load_mnist", lambda split, root=None: fake[split])
     monkeypatch.setattr(
-        reference_runs,
-        "REFERENCE",
-        reference_runs.REFERENCE.__class__(
-            **{**reference_runs.REFERENCE.to_dict(), "latent": (3, 4), "batch_size": 50}
-        ),
+        presets, "REFERENCE", vae.VAEConfig(**{**presets.REFERENCE.to_dict(), "latent": (3, 4), "batch_size": 50})
     )
     args = [
         "reproduce",

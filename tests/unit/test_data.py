@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from gumbel_book import data
+from gumbel_book import data, settings
 
 TEST_FILES = data.FILES["test"]
 TRAIN_FILES = data.FILES["train"]
@@ -37,7 +37,7 @@ def isolated(tmp_path, monkeypatch):
     """No real data anywhere: the shared dir, the cache and $GUMBEL_BOOK_DATA all point into tmp_path."""
     monkeypatch.setattr(data, "repo_shared_dir", lambda name="mnist": tmp_path / "shared" / name)
     monkeypatch.setattr(data, "cache_dir", lambda: tmp_path / "cache")
-    monkeypatch.delenv(data.DATA_ENV, raising=False)
+    monkeypatch.delenv(settings.DATA_ENV, raising=False)
     monkeypatch.setattr(data, "MIRRORS", ("http://127.0.0.1:9/",))  # discard port: nothing answers
     return tmp_path
 
@@ -69,14 +69,14 @@ def test_search_order_root_then_env_then_shared(isolated, monkeypatch):
     x, _ = data.load_mnist("test", download=False)
     assert len(x) == 3  # found in ../shared/data/mnist
     write_split(isolated / "env", "test", 4, 2, monkeypatch)
-    monkeypatch.setenv(data.DATA_ENV, str(isolated / "env"))
+    monkeypatch.setenv(settings.DATA_ENV, str(isolated / "env"))
     x, _ = data.load_mnist("test", download=False)
     assert len(x) == 4  # $GUMBEL_BOOK_DATA beats the shared dir
     write_split(isolated / "root", "test", 5, 3, monkeypatch)
     x, _ = data.load_mnist("test", isolated / "root", download=False)
     assert len(x) == 5  # root beats both
     # The shared files still carry their own (now unexpected) MD5: with the root table they are corrupt.
-    monkeypatch.delenv(data.DATA_ENV)
+    monkeypatch.delenv(settings.DATA_ENV)
     assert md5_shared != data.MD5
     with pytest.raises(data.CorruptFileError, match="t10k-images"):
         data.load_mnist("test", download=False)
@@ -269,7 +269,7 @@ def test_not_gzip_is_corrupt_not_a_crash(isolated):
 
 
 def test_search_dirs_include_the_shared_training_split(monkeypatch):
-    monkeypatch.delenv(data.DATA_ENV, raising=False)
+    monkeypatch.delenv(settings.DATA_ENV, raising=False)
     dirs = data.search_dirs()
     assert dirs.index(data.repo_shared_dir("mnist")) < dirs.index(data.repo_shared_dir("mnist-train"))
     assert dirs[-1] == data.cache_dir()
@@ -281,7 +281,7 @@ def test_search_dirs_include_the_shared_training_split(monkeypatch):
 )
 def test_official_training_split_from_shared_dir(monkeypatch):
     """The re-compressed 60,000 training digits pass the content check (their .gz MD5 is not the official one)."""
-    monkeypatch.delenv(data.DATA_ENV, raising=False)
+    monkeypatch.delenv(settings.DATA_ENV, raising=False)
     path = data.repo_shared_dir("mnist-train") / TRAIN_FILES[0]
     assert data.md5sum(path) != data.MD5[TRAIN_FILES[0]]
     assert data.content_md5(path) == data.CONTENT_MD5[TRAIN_FILES[0]]
@@ -292,7 +292,7 @@ def test_official_training_split_from_shared_dir(monkeypatch):
 
 @pytest.mark.skipif(not data.repo_shared_dir().is_dir(), reason="../shared/data/mnist is not beside the repo")
 def test_official_test_split_from_shared_dir(monkeypatch):
-    monkeypatch.delenv(data.DATA_ENV, raising=False)
+    monkeypatch.delenv(settings.DATA_ENV, raising=False)
     x, y = data.load_mnist("test", download=False)
     assert tuple(x.shape) == (10000, 28, 28) and x.dtype == torch.uint8
     assert y[:5].tolist() == [7, 2, 1, 0, 4]  # the well-known first labels of t10k

@@ -269,7 +269,6 @@ def test_bad_index():
 
 
 @pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("name", list(LAYERS))
 def test_layers_on_cuda(name):
     gen = torch.Generator(device="cuda").manual_seed(0)

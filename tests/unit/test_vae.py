@@ -7,10 +7,14 @@ in place of log(1/K).
 
 from __future__ import annotations
 
+import ast
 import itertools
 import json
 import math
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,8 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gumbel_book import data, vae
+from gumbel_book import data, estimators, sampling, straight_through, vae
 from gumbel_book.figures import categorical_vae as vfig
+from gumbel_book.vae import cli, reference_runs, training
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +113,7 @@ def test_training_batches_are_binary(digits, monkeypatch):
         seen.append(bool(((x == 0) | (x == 1)).all()))
         return original(model, x, *args, **kwargs)
 
-    monkeypatch.setattr(vae, "training_loss", spy)
+    monkeypatch.setattr(training, "training_loss", spy)
     for mode in vae.BINARIZATIONS:
         vae.train_vae(tiny_config(epochs=1, binarization=mode), digits[0][:200], progress=False, device="cpu")
     assert seen and all(seen)
@@ -132,6 +137,47 @@ def test_every_estimator_trains_the_encoder(estimator):
     assert torch.allclose(z.sum(-1), torch.ones(3, 4))
     if estimator != "gs":
         assert set(z.unique().tolist()) == {0.0, 1.0}  # one-hot forward pass
+
+
+# Each VAE spelling's layer written out with the samplers themselves, as the VAE mapped them before it used the
+# estimator registry: the registry layer must draw the same noise and give the same tensor, bit for bit.
+DIRECT_LAYERS = {
+    "gs": lambda lg, tau, g: sampling.gumbel_softmax(lg, tau, hard=False, generator=g),
+    "st-gs": lambda lg, tau, g: sampling.gumbel_softmax(lg, tau, hard=True, generator=g),
+    "reinmax": lambda lg, tau, g: straight_through.reinmax(lg, tau, generator=g),
+    "reinforce": lambda lg, tau, g: F.one_hot(sampling.gumbel_max(lg.detach(), generator=g), lg.shape[-1]).to(lg),
+}
+
+
+@pytest.mark.parametrize("estimator", vae.ESTIMATORS)
+def test_sample_latent_is_the_registry_layer(estimator):
+    logits = torch.randn(6, 4, 5, generator=torch.Generator().manual_seed(0)) * 2
+
+    def draw(layer):
+        lg = logits.clone().requires_grad_(True)
+        z = layer(lg, 0.7, torch.Generator().manual_seed(3))
+        if z.requires_grad:
+            (z * torch.arange(5.0)).sum().backward()
+        return z.detach(), lg.grad
+
+    z, grad = draw(lambda lg, tau, g: vae.sample_latent(lg, estimator, tau, generator=g))
+    registry = lambda lg, tau, g: estimators.sample_layer(estimator, lg, tau, generator=g)  # noqa: E731
+    for layer in (registry, DIRECT_LAYERS[estimator]):
+        z_ref, grad_ref = draw(layer)
+        assert torch.equal(z, z_ref) and z.dtype == z_ref.dtype
+        assert (grad is None) == (grad_ref is None) and (grad is None or torch.equal(grad, grad_ref))
+    assert (grad is None) == (estimator == "reinforce")  # REINFORCE's code carries no gradient
+
+
+def test_sample_latent_takes_only_the_vae_spellings():
+    """The VAE's four spellings are stored in results/vae; registry names it never used are refused, by name."""
+    assert vae.ESTIMATORS == ("gs", "st-gs", "reinforce", "reinmax")
+    assert all(estimators.get_estimator(name) for name in vae.ESTIMATORS)  # a registry name or alias each
+    for name in ("gumbel", "gumbel_softmax", "straight_through"):
+        with pytest.raises(ValueError, match=f"estimator.*{name!r}"):
+            vae.sample_latent(torch.zeros(2, 3, 4), name, 1.0)
+        with pytest.raises(ValueError, match=f"estimator.*{name!r}"):
+            vae.VAEConfig(estimator=name)
 
 
 def test_temperature_anneals_across_epochs(digits):
@@ -288,6 +334,20 @@ def test_resume_after_interruption_loses_and_repeats_nothing(digits, tmp_path, e
         )
 
 
+def test_a_diverging_loss_names_its_first_step(digits, monkeypatch):
+    """The step losses are read from the device once an epoch, yet the error names the first one that is not finite."""
+    calls = itertools.count()
+    original = vae.training_loss
+
+    def nan_from_step_5(*args, **kwargs):
+        surrogate, recon, kl = original(*args, **kwargs)
+        return surrogate, (recon * math.nan if next(calls) >= 5 else recon), kl
+
+    monkeypatch.setattr(training, "training_loss", nan_from_step_5)
+    with pytest.raises(FloatingPointError, match=r"became nan at step 5 \(epoch 2\); lower lr"):
+        vae.train_vae(tiny_config(epochs=3), digits[0][:200], device="cpu", progress=False)
+
+
 # ---------------------------------------------------------------- bad input
 
 
@@ -323,13 +383,61 @@ def test_parse_latent():
     assert vae.parse_latent([2, 3]) == (2, 3)
 
 
-# ---------------------------------------------------------------- command line
+# ---------------------------------------------------------------- the package's layout and its command line
+
+# Every public name of gumbel_book.vae when it was one module (vae.py), and of the reproduce driver
+# (gumbel_book.reference_runs, now gumbel_book.vae.reference_runs).
+OLD_API = (
+    "BEST", "BINARIZATIONS", "CHECKPOINT", "DATA_SEED", "ESTIMATORS", "EVAL_SEED", "METRICS", "OPTIMIZERS",
+    "PAPER_ROW", "PAPER_TABLE1_VAE_CAT", "PIXELS", "PRIORS", "VALIDATION_FRACTION", "CategoricalVAE", "TrainResult",
+    "VAEConfig", "bernoulli_log_likelihood", "best_epoch", "build_parser", "evaluate", "importance_weighted_bound",
+    "kl_categorical", "load_compact", "load_run", "main", "negative_elbo", "parse_latent", "sample_latent",
+    "save_compact", "split_validation", "train_vae", "training_loss",
+)  # fmt: skip
+OLD_REFERENCE_RUNS_API = (
+    "PAPER", "PAPER_LR_GRID", "PAPER_RATES", "REFERENCE", "SUMMARY", "git_commit", "main", "mean_and_se",
+    "paper_configs", "per_image_neg_elbo", "reference_configs", "run_name", "summarize", "train_all",
+)  # fmt: skip
+# The package's modules, lowest first: each imports only modules before it (presets only config).
+MODULE_ORDER = ("config", "model", "checkpoints", "training", "presets", "reference_runs", "cli", "__main__")
+
+
+def test_the_package_keeps_every_name_the_module_had():
+    assert [name for name in OLD_API if not hasattr(vae, name)] == []
+    assert set(OLD_API) <= set(vae.__all__) and all(hasattr(vae, name) for name in vae.__all__)
+    assert [name for name in OLD_REFERENCE_RUNS_API if not hasattr(reference_runs, name)] == []
+    assert {"PAPER", "PAPER_LR_GRID", "PAPER_RATES", "REFERENCE"} <= set(vae.__all__)
+    assert vae.main is cli.main and vae.train_vae is training.train_vae
+
+
+def test_modules_import_one_way():
+    folder = Path(vae.__file__).parent
+    assert sorted(p.stem for p in folder.glob("*.py")) == sorted([*MODULE_ORDER, "__init__"])
+    for i, name in enumerate(MODULE_ORDER):
+        tree = ast.parse((folder / f"{name}.py").read_text())
+        siblings = {
+            (node.module or "").split(".")[0] or alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.level == 1
+            for alias in node.names
+        }
+        allowed = {"config"} if name == "presets" else set(MODULE_ORDER[:i])
+        assert siblings <= allowed, f"vae/{name}.py imports {sorted(siblings - allowed)}"
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["evaluate"], ["reproduce"]])
+def test_python_m_answers_help(command):
+    argv = [sys.executable, "-m", "gumbel_book.vae", *command, "--help"]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("usage: python -m gumbel_book.vae")
+    assert "Warning" not in result.stderr, result.stderr  # e.g. runpy's, had the package imported __main__ first
 
 
 def test_cli_train_and_evaluate(tmp_path, monkeypatch, digits, capsys):
     train, test = digits
     fake = {"train": (train[:200], None), "test": (test[:60], None)}
-    monkeypatch.setattr(vae, "load_mnist", lambda split, root=None: fake[split])
+    monkeypatch.setattr(cli, "load_mnist", lambda split, root=None: fake[split])
     out = tmp_path / "run"
     assert (
         vae.main(["train", "--estimator", "st-gs", "--epochs", "2", "--latent", "5x4", "--out", str(out), "--quiet"])
@@ -374,7 +482,6 @@ def test_figure_data(digits):
 
 
 @pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_trains_and_resumes_on_cuda(digits, tmp_path):
     train, test = digits[0][:200], digits[1][:50]
     cfg = tiny_config(epochs=2)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import torch
 
-from ..vae import kl_categorical
+from ..vae.model import kl_categorical
 from .guard import check_callable, own_work
 
 KL_RULE = "use only torch.log_softmax (or softmax and log) and sums"

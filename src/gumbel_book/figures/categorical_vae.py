@@ -15,14 +15,15 @@ import torch
 import torch.nn.functional as F
 from plotly.subplots import make_subplots
 
-from ..vae import CategoricalVAE
+from ..vae.model import CategoricalVAE
 from .style import COLORS, base_layout, slider
 
 GREYS = [[0.0, "#ffffff"], [1.0, "#000000"]]
 LEVELS = 9  # pixel probabilities are drawn in 10 grey levels, 0..9: one digit per pixel keeps the page small
 
 
-def _check_images(x: torch.Tensor, name: str = "x") -> torch.Tensor:
+def check_images(x: torch.Tensor, name: str = "x") -> torch.Tensor:
+    """``x`` as float32 if it is a non-empty batch of 28x28 images ``[n, 28, 28]``, else an error naming ``name``."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() != 3 or tuple(x.shape[1:]) != (28, 28) or len(x) == 0:
@@ -43,13 +44,13 @@ def decode_mean(model: CategoricalVAE, z: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def posterior_mode(model: CategoricalVAE, x: torch.Tensor) -> torch.Tensor:
     """The most probable code under q(z|x): one-hot ``[n, N, K]``."""
-    logits = model.encode(_check_images(x).to(_device(model)))
+    logits = model.encode(check_images(x).to(_device(model)))
     return F.one_hot(logits.argmax(-1), model.n_classes).to(torch.float32)
 
 
 def reconstructions(model: CategoricalVAE, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(originals, reconstructions)``, both ``[n, 28, 28]``: the decoder's mean at the posterior mode."""
-    x = _check_images(x)
+    x = check_images(x)
     return x.cpu(), decode_mean(model, posterior_mode(model, x))
 
 
@@ -178,7 +179,7 @@ def png_data_uri(grid: np.ndarray) -> str:
 def explorer_strip(model: CategoricalVAE, x: torch.Tensor, variable: int) -> np.ndarray:
     """One row of images for one digit ``x`` ``[28, 28]``: the input, its reconstruction, then the decoded digit
     with ``variable`` set to each of its K values (every other variable where the encoder put it)."""
-    x = _check_images(x.unsqueeze(0) if x.dim() == 2 else x)
+    x = check_images(x.unsqueeze(0) if x.dim() == 2 else x)
     if len(x) != 1:
         raise ValueError(f"x must be one digit [28, 28], got {len(x)} digits")
     original, recon = reconstructions(model, x)
@@ -194,7 +195,7 @@ def explorer_labels(model: CategoricalVAE) -> list[str]:
 def latent_explorer_figure(model: CategoricalVAE, x: torch.Tensor, height: int = 300) -> go.Figure:
     """Pick a test digit (menu) and a latent variable (slider): the digit decoded with that variable set to each
     of its K values. Every image is precomputed, so the figure works in static HTML without a kernel."""
-    x = _check_images(x)
+    x = check_images(x)
     n_var = model.n_latent
     uris = [[png_data_uri(explorer_strip(model, xi, v)) for v in range(n_var)] for xi in x]
     fig = go.Figure([go.Image(source=uris[d][0], visible=d == 0, hoverinfo="skip") for d in range(len(x))])

@@ -16,20 +16,10 @@ from torch import nn
 
 from ..data import binarize
 from ..settings import full_run_asked, results_dir
-from ..vae import (
-    DATA_SEED,
-    ESTIMATORS,
-    EVAL_SEED,
-    PAPER_ROW,
-    PAPER_TABLE1_VAE_CAT,
-    CategoricalVAE,
-    VAEConfig,
-    evaluate,
-    importance_weighted_bound,
-    load_compact,
-    negative_elbo,
-    training_loss,
-)
+from ..vae.checkpoints import load_compact
+from ..vae.config import DATA_SEED, ESTIMATORS, EVAL_SEED, VAEConfig
+from ..vae.model import CategoricalVAE, evaluate, importance_weighted_bound, negative_elbo, training_loss
+from ..vae.presets import PAPER_ROW, PAPER_TABLE1_VAE_CAT
 from ..validation import check_int, validate_args
 
 

@@ -16,62 +16,46 @@ import platform
 import subprocess
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..data import binarize, load_mnist
-from . import (
-    DATA_SEED,
-    ESTIMATORS,
-    EVAL_SEED,
-    METRICS,
+from .checkpoints import load_compact, load_run, save_compact
+from .config import DATA_SEED, ESTIMATORS, EVAL_SEED, METRICS, VAEConfig
+from .model import evaluate, negative_elbo
+from .presets import (
+    PAPER,
+    PAPER_LR_GRID,
+    PAPER_RATES,
     PAPER_ROW,
     PAPER_TABLE1_VAE_CAT,
-    VAEConfig,
-    best_epoch,
-    evaluate,
-    load_compact,
-    load_run,
-    negative_elbo,
-    save_compact,
-    split_validation,
-    train_vae,
+    REFERENCE,
+    paper_configs,
+    reference_configs,
+    run_name,
 )
+from .training import best_epoch, split_validation, train_vae
+
+__all__ = [
+    "PAPER",
+    "PAPER_LR_GRID",
+    "PAPER_RATES",
+    "REFERENCE",
+    "SUMMARY",
+    "git_commit",
+    "main",
+    "mean_and_se",
+    "paper_configs",
+    "per_image_neg_elbo",
+    "reference_configs",
+    "run_name",
+    "summarize",
+    "train_all",
+]
 
 SUMMARY = "summary.json"
-# The book's reference protocol: the paper's 20x10 latents and one of its annealing schedules (r = 1e-4,
-# updated every 1000 steps), Adam, a learned prior and fresh (dynamic) binarization every epoch.
-REFERENCE = VAEConfig(
-    estimator="gs",
-    latent=(20, 10),
-    prior="learned",
-    epochs=60,
-    batch_size=100,
-    lr=1e-3,
-    anneal_rate=1e-4,
-    anneal_every=1000,
-    binarization="dynamic",
-    patience=10,
-)
-# What the paper states (Jang et al. 2017, section 4.2 and appendix): SGD with momentum, 20x10 latents,
-# tau = max(0.5, exp(-r t)) with r in {1e-5, 1e-4}, selection on validation. Its learning-rate values are not
-# reproduced here; PAPER_LR_GRID is this book's grid.
-PAPER = replace(REFERENCE, optimizer="sgd", momentum=0.9, binarization="fixed", lr=3e-3, prior="uniform")
-PAPER_LR_GRID = (1e-3, 3e-3, 1e-2)
-PAPER_RATES = (1e-5, 1e-4)
-
-
-def run_name(config: VAEConfig) -> str:
-    """A run's directory name, e.g. ``st-gs-s1`` (``-fixed`` and ``-sgd-lr0.003`` mark non-reference settings)."""
-    name = config.estimator
-    if config.binarization != REFERENCE.binarization:
-        name += f"-{config.binarization}"
-    if config.optimizer != REFERENCE.optimizer:
-        name += f"-{config.optimizer}-lr{config.lr:g}-r{config.anneal_rate:g}"
-    return f"{name}-s{config.seed}"
 
 
 def git_commit() -> str | None:
@@ -141,6 +125,64 @@ def mean_and_se(values: torch.Tensor) -> tuple[float, float]:
     return float(v.mean()), float(v.std() / math.sqrt(len(v)))
 
 
+def _score_run(config: VAEConfig, work: Path, x_test: torch.Tensor) -> dict[str, Any]:
+    """One run's summary entry: its best validation epoch and that epoch's test -ELBO (mean and standard error)."""
+    name = run_name(config)
+    run = load_run(work / name, "cpu", which="best")
+    hist = run.history
+    best = best_epoch(hist)
+    elbo_mean, elbo_se = mean_and_se(per_image_neg_elbo(run.model, x_test))
+    metrics = json.loads((work / name / METRICS).read_text())
+    print(f"{name}: best epoch {best} of {len(hist)}, test -ELBO {elbo_mean:.2f} ± {elbo_se:.2f}", flush=True)
+    return {
+        "name": name,
+        "config": config.to_dict(),
+        "epochs_trained": len(hist),
+        "best_epoch": best,
+        "best_val_neg_elbo": next(e["val_neg_elbo"] for e in hist if e["epoch"] == best),
+        "test_neg_elbo": elbo_mean,
+        "test_neg_elbo_se": elbo_se,
+        "train_seconds": sum(e["seconds"] for e in hist),
+        "history": metrics["epochs"],
+    }
+
+
+def _best_runs(runs: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """Each estimator's reference run (not a control run) with the lowest best validation -ELBO, by name."""
+    reference = [r for r in runs if r["name"].startswith(tuple(f"{e}-s" for e in ESTIMATORS))]
+    best_runs: dict[str, str] = {}
+    for est in ESTIMATORS:
+        mine = [r for r in reference if r["config"]["estimator"] == est]
+        if mine:
+            best_runs[est] = min(mine, key=lambda r: r["best_val_neg_elbo"])["name"]
+    return best_runs
+
+
+def _add_subset_bounds(r: dict[str, Any], model, x_sub: torch.Tensor, iw_samples: int) -> None:
+    """Every run: the m-sample bound and the single-sample one on the same first test digits."""
+    r["iw_samples"], r["iw_subset_images"] = iw_samples, len(x_sub)
+    r["test_neg_iw_subset"] = evaluate(model, x_sub, samples=iw_samples)
+    r["test_neg_elbo_subset"] = evaluate(model, x_sub)
+    print(f"{r['name']}: -L_{iw_samples} {r['test_neg_iw_subset']:.2f} on {len(x_sub)} images", flush=True)
+
+
+def _add_full_bound_and_checkpoint(
+    r: dict[str, Any], run, x_test: torch.Tensor, out: Path, iw_samples: int, n_sub: int
+) -> None:
+    """An estimator's best run: the bound on every test digit, and its compact checkpoint, checked after saving."""
+    t0 = time.perf_counter()
+    r["test_neg_iw_bound"] = evaluate(run.model, x_test, samples=iw_samples)
+    r["iw_test_images"], r["iw_seconds"] = len(x_test), time.perf_counter() - t0
+    print(f"{r['name']}: -L_{iw_samples} {r['test_neg_iw_bound']:.2f} on {len(x_test)} images", flush=True)
+    path = out / "checkpoints" / f"{r['config']['estimator']}.pt"
+    save_compact(run.model, run.config, path, run=r["name"], best_epoch=r["best_epoch"])
+    compact = load_compact(path).model
+    r["checkpoint"] = str(path.relative_to(out))
+    r["checkpoint_bytes"] = path.stat().st_size
+    r["checkpoint_test_neg_elbo"] = mean_and_se(per_image_neg_elbo(compact, x_test))[0]
+    r["checkpoint_test_neg_iw_subset"] = evaluate(compact, x_test[:n_sub], samples=iw_samples)
+
+
 def summarize(
     configs: Sequence[VAEConfig],
     work: Path,
@@ -155,56 +197,15 @@ def summarize(
     under ``out``, and return the summary (:func:`main` writes it)."""
     test_x, _ = load_mnist("test", data_root)
     x_test = binarize(test_x, seed=DATA_SEED)
-    runs = []
-    for c in configs:
-        name = run_name(c)
-        run = load_run(work / name, "cpu", which="best")
-        hist = run.history
-        best = best_epoch(hist)
-        elbo_mean, elbo_se = mean_and_se(per_image_neg_elbo(run.model, x_test))
-        metrics = json.loads((work / name / METRICS).read_text())
-        runs.append(
-            {
-                "name": name,
-                "config": c.to_dict(),
-                "epochs_trained": len(hist),
-                "best_epoch": best,
-                "best_val_neg_elbo": next(e["val_neg_elbo"] for e in hist if e["epoch"] == best),
-                "test_neg_elbo": elbo_mean,
-                "test_neg_elbo_se": elbo_se,
-                "train_seconds": sum(e["seconds"] for e in hist),
-                "history": metrics["epochs"],
-            }
-        )
-        print(f"{name}: best epoch {best} of {len(hist)}, test -ELBO {elbo_mean:.2f} ± {elbo_se:.2f}", flush=True)
-    reference = [r for r in runs if r["name"].startswith(tuple(f"{e}-s" for e in ESTIMATORS))]
-    best_runs: dict[str, str] = {}
-    for est in ESTIMATORS:
-        mine = [r for r in reference if r["config"]["estimator"] == est]
-        if mine:
-            best_runs[est] = min(mine, key=lambda r: r["best_val_neg_elbo"])["name"]
+    runs = [_score_run(c, work, x_test) for c in configs]
+    best_runs = _best_runs(runs)
     n_sub = min(iw_subset, len(x_test))
     for r in runs:
         run = load_run(work / r["name"], "cpu", which="best")
-        # Every run: the m-sample bound and the single-sample one on the same first n_sub test digits.
-        r["iw_samples"], r["iw_subset_images"] = iw_samples, n_sub
-        r["test_neg_iw_subset"] = evaluate(run.model, x_test[:n_sub], samples=iw_samples)
-        r["test_neg_elbo_subset"] = evaluate(run.model, x_test[:n_sub])
-        print(f"{r['name']}: -L_{iw_samples} {r['test_neg_iw_subset']:.2f} on {n_sub} images", flush=True)
-        full = r["name"] in best_runs.values()
-        if full:  # each estimator's best-validation run: the bound on every test digit
-            t0 = time.perf_counter()
-            r["test_neg_iw_bound"] = evaluate(run.model, x_test, samples=iw_samples)
-            r["iw_test_images"], r["iw_seconds"] = len(x_test), time.perf_counter() - t0
-            print(f"{r['name']}: -L_{iw_samples} {r['test_neg_iw_bound']:.2f} on {len(x_test)} images", flush=True)
-            path = out / "checkpoints" / f"{r['config']['estimator']}.pt"
-            save_compact(run.model, run.config, path, run=r["name"], best_epoch=r["best_epoch"])
-            compact = load_compact(path).model
-            r["checkpoint"] = str(path.relative_to(out))
-            r["checkpoint_bytes"] = path.stat().st_size
-            r["checkpoint_test_neg_elbo"] = mean_and_se(per_image_neg_elbo(compact, x_test))[0]
-            r["checkpoint_test_neg_iw_subset"] = evaluate(compact, x_test[:n_sub], samples=iw_samples)
-    summary = {
+        _add_subset_bounds(r, run.model, x_test[:n_sub], iw_samples)
+        if r["name"] in best_runs.values():
+            _add_full_bound_and_checkpoint(r, run, x_test, out, iw_samples, n_sub)
+    return {
         "command": command,
         "commit": git_commit(),
         "device": f"cpu ({platform.processor() or platform.machine()}), torch {torch.__version__}",
@@ -216,30 +217,6 @@ def summarize(
         "paper_row": PAPER_ROW,
         "runs": runs,
     }
-    return summary
-
-
-def reference_configs(
-    estimators: Sequence[str], seeds: Sequence[int], *, epochs: int, patience: int, fixed_control: bool
-) -> list[VAEConfig]:
-    """Seed-major order (every estimator's seed 0 first), then the fixed-binarization control run."""
-    configs = [
-        replace(REFERENCE, estimator=e, seed=s, epochs=epochs, patience=patience) for s in seeds for e in estimators
-    ]
-    if fixed_control:  # the overfitting control: fixed bits, no early stopping
-        configs.append(
-            replace(REFERENCE, estimator="gs", seed=seeds[0], epochs=epochs, binarization="fixed", patience=0)
-        )
-    return configs
-
-
-def paper_configs(estimator: str, seed: int, *, epochs: int, patience: int) -> list[VAEConfig]:
-    """The ``--preset paper`` grid for one estimator: SGD + momentum over PAPER_LR_GRID x PAPER_RATES."""
-    return [
-        replace(PAPER, estimator=estimator, seed=seed, lr=lr, anneal_rate=r, epochs=epochs, patience=patience)
-        for lr in PAPER_LR_GRID
-        for r in PAPER_RATES
-    ]
 
 
 def main(args) -> None:
