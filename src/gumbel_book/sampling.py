@@ -26,9 +26,10 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
 def gumbel_from_exponential(e: torch.Tensor) -> torch.Tensor:
     """Map Exp(1) draws ``e`` to Gumbel(0, 1) draws ``-log(e)``, never returning +-inf or NaN.
 
-    ``Tensor.exponential_`` can return exactly 0 (PyTorch #22557), where ``-log`` gives +inf.
-    Clamping at the smallest normal float changes an event of probability about 1e-38 and
-    keeps the result finite: at most 87.3 in float32 and 708.4 in float64.
+    ``Tensor.exponential_`` can return exactly 0 (PyTorch #22557), where ``-log`` gives +inf. On the CPU
+    it computes ``-log1p(-u)`` from a float64 uniform ``u`` on a 2**-53 grid, so it returns 0 exactly when
+    ``u = 0``, with probability 2**-53 (about 1.1e-16). Clamping at the smallest normal float changes only
+    that event and keeps the result finite: at most 87.3 in float32 and 708.4 in float64.
     """
     return _gumbel_from_exponential_(e.clone())
 

@@ -2,49 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Mapping
 
 import plotly.graph_objects as go
 import torch
+from plotly.subplots import make_subplots
 
-from ..labs.gumbel_max import (
-    empirical_frequencies,
-    gumbel_pdf,
-    ordered_tuple_probabilities,
-    sequential_without_replacement,
-    tuple_frequencies,
-)
-from ..sampling import gumbel_max, gumbel_topk, sample_gumbel
+from ..labs.gumbel_max import gumbel_pdf, tuple_frequencies
 from .style import COLORS, base_layout, slider
 
-INF = float("inf")
 TOP_LEGEND = {"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom"}
 TOP_MARGIN = {"l": 60, "r": 20, "t": 90, "b": 50}
-EMPIRICAL_CASES: dict[str, tuple[float, ...]] = {
-    "plain": (1.5, 0.5, 1.0, -0.5, 0.0),
-    "extreme": (12.0, 0.0, -4.0, 4.0, 8.0),
-    "masked": (1.0, -INF, 0.0, -INF, 2.0, 0.5),
-    "shifted +1000": (1001.5, 1000.5, 1001.0, 999.5, 1000.0),
-    "K = 12": tuple(0.1 * ((3 * i) % 7) for i in range(12)),
-}
+SAMPLER_TITLES = ("argmax(ℓ + g): right", "argmax(π + g): wrong")
 
 
-def gumbel_histogram(n: int = 1_000_000, edges: torch.Tensor | None = None, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Density histogram of ``n`` draws of :func:`gumbel_book.sample_gumbel` and the Gumbel pdf at the bin centres."""
+def gumbel_histogram(g: torch.Tensor, edges: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Density histogram of the noise ``g`` and the Gumbel(0, 1) pdf at the bin centres."""
     edges = torch.linspace(-3, 9, 97, dtype=torch.float64) if edges is None else edges.double()
-    g = sample_gumbel(n, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    g = g.detach().reshape(-1).double().cpu()
     counts = torch.histogram(g, bins=edges).hist
     centers = (edges[1:] + edges[:-1]) / 2
-    return {"centers": centers, "density": counts / (n * (edges[1:] - edges[:-1])), "pdf": gumbel_pdf(centers)}
+    density = counts / (g.numel() * (edges[1:] - edges[:-1]))
+    return {"centers": centers, "density": density, "pdf": gumbel_pdf(centers)}
 
 
-def gumbel_density_figure(n: int = 1_000_000, seed: int = 0) -> go.Figure:
-    """Histogram of the book's Gumbel sampler against the Gumbel(0, 1) density."""
-    h = gumbel_histogram(n, seed=seed)
+def gumbel_density_figure(g: torch.Tensor) -> go.Figure:
+    """Histogram of the noise ``g`` against the Gumbel(0, 1) density."""
+    h = gumbel_histogram(g)
     x = h["centers"].tolist()
     fig = go.Figure(
         [
-            go.Bar(x=x, y=h["density"].tolist(), name=f"{n:,} draws of −log E", opacity=0.5, marker_color=COLORS[0]),
+            go.Bar(x=x, y=h["density"].tolist(), name=f"{g.numel():,} draws", opacity=0.5, marker_color=COLORS[0]),
             go.Scatter(x=x, y=h["pdf"].tolist(), name="density exp(−(x + e^−x))", line={"color": COLORS[1]}),
         ]
     )
@@ -58,82 +47,121 @@ def gumbel_density_figure(n: int = 1_000_000, seed: int = 0) -> go.Figure:
     return fig
 
 
-def case_frequencies(
-    cases: Mapping[str, Sequence[float]] = EMPIRICAL_CASES, n: int = 1_000_000, seed: int = 0
-) -> dict[str, dict[str, torch.Tensor]]:
-    """For each named logit vector: softmax probabilities, Gumbel-max samples and their frequencies."""
-    gen = torch.Generator().manual_seed(seed)
-    out = {}
-    for name, logits in cases.items():
-        lg = torch.tensor(logits, dtype=torch.float32)
-        samples = gumbel_max(lg.expand(n, -1), generator=gen)
-        out[name] = {
-            "probs": torch.softmax(lg.double(), dim=-1),
-            "samples": samples,
-            "freq": empirical_frequencies(samples, lg.numel()),
-        }
-    return out
+def _residual_traces(result: Mapping, col: int) -> list[go.BaseTraceType]:
+    """The exact band (grey bars), the residuals (dots) and the masked categories drawn (red x, at the top)."""
+    k = len(result["probs"])
+    x = [str(i) for i in range(k)]
+    lower, upper, res = result["lower"], result["upper"], result["residual"]
+    masked = [i for i in range(k) if float(result["probs"][i]) == 0]
+    top = float(torch.nan_to_num(torch.cat([upper, res]), nan=0.0).abs().max())
+    color = COLORS[2] if result["all_inside"] else COLORS[1]
+    return [
+        go.Bar(
+            x=x,
+            y=torch.nan_to_num(upper - lower).tolist(),
+            base=torch.nan_to_num(lower).tolist(),
+            marker_color="rgba(0,0,0,0.15)",
+            width=0.6,
+            name="band",
+            hoverinfo="skip",
+        ),
+        go.Scatter(
+            x=x,
+            y=[None if math.isnan(v) else v for v in res.tolist()],
+            mode="markers",
+            marker={"size": 10, "color": color},
+            name="residual",
+        ),
+        go.Scatter(
+            x=[str(i) for i in masked],
+            y=[top if int(result["counts"][i]) else None for i in masked],
+            mode="markers+text",
+            marker={"size": 12, "symbol": "x", "color": COLORS[1]},
+            text=[f"π=0, drawn {int(result['counts'][i]):,}×" if int(result["counts"][i]) else "" for i in masked],
+            textposition="bottom center",
+            name="masked, drawn",
+        ),
+    ]
 
 
-def frequency_figure(data: Mapping[str, Mapping[str, torch.Tensor]]) -> go.Figure:
-    """Frequency against probability for every case in ``data`` (from :func:`case_frequencies`), a slider per case.
+def _p_text(p: float) -> str:
+    return "p < 10⁻³⁰⁰" if p < 1e-300 else f"p = {p:.2g}"
 
-    The y axis is logarithmic so that probabilities of 1e-6 are visible; masked categories have no bar.
+
+def _residual_titles(case: Mapping) -> list[str]:
+    return [
+        f"{title}<br>χ² {_p_text(case[key]['chi_square']['p_value'])}"
+        for title, key in zip(SAMPLER_TITLES, ("right", "wrong"), strict=True)
+    ]
+
+
+def residual_figure(data: Mapping[str, Mapping]) -> go.Figure:
+    """Standardized residuals of the right and the wrong sampler, side by side, with a slider over the cases.
+
+    ``data`` is :func:`gumbel_book.labs.gumbel_max.residual_cases`. Grey bars are each count's exact band
+    (Bonferroni over every category shown); a dot outside its bar is a count the law does not allow at the
+    stated alpha. The two panels have their own y scales: the wrong sampler's residuals reach the hundreds.
+    Every case's traces are in the figure and the slider shows one case at a time; no legend (the text explains
+    the bars and dots), so nothing covers the panel titles on a phone.
     """
     names = list(data)
     if not names:
         raise ValueError("data must hold at least one case")
-
-    def xs(name: str) -> list[str]:
-        return [f"{i}" for i in range(len(data[name]["probs"]))]
-
-    first = data[names[0]]
-    fig = go.Figure(
-        [
-            go.Bar(x=xs(names[0]), y=first["probs"].tolist(), name="probability π", marker_color=COLORS[0]),
-            go.Bar(x=xs(names[0]), y=first["freq"].tolist(), name="Gumbel-max frequency", marker_color=COLORS[1]),
-        ]
-    )
-    steps = [
-        {
-            "method": "restyle",
-            "label": name,
-            "args": [{"x": [xs(name), xs(name)], "y": [data[name]["probs"].tolist(), data[name]["freq"].tolist()]}],
-        }
-        for name in names
-    ]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=_residual_titles(data[names[0]]), horizontal_spacing=0.12)
+    owner = []
+    for j, name in enumerate(names):
+        for col, key in ((1, "right"), (2, "wrong")):
+            for trace in _residual_traces(data[name][key], col):
+                trace.visible = j == 0
+                fig.add_trace(trace, row=1, col=col)
+                owner.append(j)
+    steps = []
+    for j, name in enumerate(names):
+        layout = {f"annotations[{i}].text": t for i, t in enumerate(_residual_titles(data[name]))}
+        visible = [o == j for o in owner]
+        steps.append({"method": "update", "label": name, "args": [{"visible": visible}, layout]})
+    first = data[names[0]]["right"]
     fig.update_layout(
-        **base_layout(
-            "Gumbel-max frequencies from 10⁶ samples against the probabilities", height=500, margin=TOP_MARGIN
-        ),
-        barmode="group",
-        xaxis={"title": "category", "type": "category"},
-        yaxis={
-            "title": "probability / frequency (log scale)",
-            "type": "log",
-            "range": [-8, 0.05],
-            "exponentformat": "power",
-        },
-        legend=TOP_LEGEND,
+        **base_layout(f"Residuals of {int(first['counts'].sum()):,} draws", height=520, margin=TOP_MARGIN),
+        showlegend=False,
+        barmode="overlay",
         sliders=[slider(steps, "case: ", pad_top=50)],
     )
+    fig.update_xaxes(title_text="category", type="category")
+    fig.update_yaxes(title_text="(count − Nπ) / √(Nπ(1 − π))", row=1, col=1)
     return fig
 
 
-def error_figure(result: Mapping[str, torch.Tensor]) -> go.Figure:
-    """Mean total-variation error against N on log axes (from :func:`frequency_error_vs_n`), with the 1/√N law."""
+def error_figure(result: Mapping[str, torch.Tensor], wrong: Mapping[str, torch.Tensor] | None = None) -> go.Figure:
+    """Mean total-variation error against N on log axes (from :func:`frequency_error_vs_n`), with the 1/√N law,
+    and, when given, the same measurement for the wrong sampler."""
     n = result["n"].tolist()
-    fig = go.Figure(
-        [
-            go.Scatter(x=n, y=result["tv"].tolist(), mode="markers", name="measured", marker={"size": 10}),
-            go.Scatter(x=n, y=result["expected"].tolist(), mode="lines", name="predicted C/√N", line={"dash": "dot"}),
-        ]
-    )
+    traces = [
+        go.Scatter(x=n, y=result["tv"].tolist(), mode="markers", name="gumbel_max", marker={"size": 10}),
+        go.Scatter(
+            x=n,
+            y=result["expected"].tolist(),
+            mode="lines",
+            name="predicted C/√N",
+            line={"dash": "dot", "color": "black"},
+        ),
+    ]
+    if wrong is not None:
+        traces.append(
+            go.Scatter(
+                x=wrong["n"].tolist(),
+                y=wrong["tv"].tolist(),
+                mode="markers",
+                name="argmax(π + g)",
+                marker={"size": 10, "symbol": "x", "color": COLORS[1]},
+            )
+        )
+    fig = go.Figure(traces)
     fig.update_layout(
-        **base_layout("Error of the Gumbel-max frequencies against the number of samples", height=420),
+        **base_layout("Frequency error against the number of samples", height=420),
         xaxis={"title": "number of samples N", "type": "log"},
         yaxis={"title": "total variation distance", "type": "log", "exponentformat": "power"},
-        legend={"x": 0.7, "y": 0.95},
+        legend={"x": 0.02, "y": 0.02, "yanchor": "bottom"},
     )
     return fig
 
@@ -179,38 +207,9 @@ def max_law_figure(index: torch.Tensor, values: torch.Tensor, logits: torch.Tens
     return fig
 
 
-def pitfall_figure(data: Mapping[str, torch.Tensor]) -> go.Figure:
-    """Bars of π, of ``argmax(log π + g)`` and of ``argmax(π + g)`` (from :func:`pitfall_frequencies`)."""
-    x = [f"{i}" for i in range(len(data["probs"]))]
-    fig = go.Figure(
-        [
-            go.Bar(x=x, y=data["probs"].tolist(), name="π"),
-            go.Bar(x=x, y=data["log_probs_plus_noise"].tolist(), name="argmax(log π + g): right"),
-            go.Bar(x=x, y=data["probs_plus_noise"].tolist(), name="argmax(π + g): the log forgotten"),
-        ]
-    )
-    fig.update_layout(
-        **base_layout("Perturb log-probabilities, not probabilities", height=400, margin=TOP_MARGIN),
-        barmode="group",
-        xaxis={"title": "category", "type": "category"},
-        yaxis={"title": "probability / frequency"},
-        legend=TOP_LEGEND,
-    )
-    return fig
-
-
-def topk_data(probs: Sequence[float], k: int = 2, n: int = 200_000, seed: int = 0) -> dict:
-    """Ordered-tuple frequencies of Gumbel-top-k and of sequential sampling without replacement, with exact values."""
-    p = torch.tensor(probs, dtype=torch.float64)
-    gen = torch.Generator().manual_seed(seed)
-    topk = gumbel_topk(p.log().expand(n, -1), k, generator=gen)
-    seq = sequential_without_replacement(p, k, n, generator=gen)
-    exact = ordered_tuple_probabilities(p, k)
-    return {"exact": exact, "topk": topk, "sequential": seq}
-
-
 def topk_figure(data: Mapping) -> go.Figure:
-    """Bars of exact, Gumbel-top-k and sequential frequencies of every ordered tuple (from :func:`topk_data`)."""
+    """Bars of exact, Gumbel-top-k and sequential frequencies of every ordered tuple (from
+    :func:`gumbel_book.labs.gumbel_max.topk_samples`)."""
     tuples = sorted(data["exact"], key=lambda t: -data["exact"][t])
     labels = ["(" + ", ".join(map(str, t)) + ")" for t in tuples]
     ft, fs = tuple_frequencies(data["topk"]), tuple_frequencies(data["sequential"])

@@ -1,26 +1,56 @@
-"""Tools for the Gumbel-max chapter: the Gumbel law, a common biased sampler, and the empirical checks.
+"""Tools for the Gumbel-max chapter: the Gumbel law, a common wrong sampler, and the empirical checks.
 
 The samplers themselves live in :mod:`gumbel_book.sampling`; this module only measures them:
-frequencies against probabilities (chi-square), noise against the Gumbel law (Kolmogorov-Smirnov),
-the error's 1/sqrt(N) rate, the law of the max, and Gumbel-top-k against an independent
-sequential sampler without replacement.
+counts against probabilities (standardized residuals with exact bands, chi-square), noise against the
+Gumbel law (Kolmogorov-Smirnov), the error's 1/sqrt(N) rate, the law of the max, the noise's resolution
+and range, and Gumbel-top-k against an independent sequential sampler without replacement.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 from scipy import stats
 
-from ..sampling import gumbel_max, perturbed_logits, sample_gumbel
-from ..validation import as_float_tensor, check_int, check_int_sequence, check_logits_vector, check_real
+from ..sampling import compute_dtype, gumbel_max, gumbel_softmax, gumbel_topk, perturbed_logits, sample_gumbel
+from ..validation import (
+    as_float_tensor,
+    check_int,
+    check_int_sequence,
+    check_logits,
+    check_logits_vector,
+    check_real,
+    check_taus,
+)
 
 EULER_GAMMA = 0.5772156649015329
 RAND_BITS_FLOAT32 = 24  # torch.rand(dtype=float32) on the CPU returns k / 2**24, k = 0, ..., 2**24 - 1
+RAND_BITS_FLOAT64 = 53  # torch.rand(dtype=float64) returns k / 2**53; the CPU's exponential_ starts from it
+INF = float("inf")
+
+EMPIRICAL_CASES: dict[str, tuple[float, ...]] = {
+    "plain": (1.5, 0.5, 1.0, -0.5, 0.0),
+    "extreme": (12.0, 0.0, -4.0, 4.0, 8.0),
+    "masked": (1.0, -INF, 0.0, -INF, 2.0, 0.5),
+    "shifted +1000": (1001.5, 1000.5, 1001.0, 999.5, 1000.0),
+    "K = 12": tuple(0.1 * ((3 * i) % 7) for i in range(12)),
+}
+"""The logit vectors of the chapter's empirical proof (float32): ordinary, extreme, masked, shifted, many."""
+
+H200_FLOAT32_NOISE = {"torch": "2.11", "draws": 4 * 10**9, "largest": 16.636, "threshold": 16.64}
+"""A measurement made once on an H200 GPU, which the CPU build cannot repeat: ``draws`` float32 draws of
+:func:`gumbel_book.sample_gumbel` on CUDA never exceeded ``largest``. ``tests/unit/test_cuda.py`` repeats it
+on 2**30 draws wherever a GPU is present."""
+
+FUSED_SMALLEST_UNIFORM = 2.0**-65
+"""The smallest uniform the fused kernels build from two random 32-bit words ``hi, lo``:
+``hi 2**-32 + (lo + 1/2) 2**-64`` at ``hi = lo = 0`` (``gumbel_book.kernels.fused``; checked in the chapter's
+tests by running the kernels' own code). Its Exp(1) draw is about the same, so their noise reaches
+``-log(2**-65)``, about 45."""
 
 
 def gumbel_pdf(x: torch.Tensor | float, loc: float = 0.0, scale: float = 1.0) -> torch.Tensor:
@@ -34,6 +64,33 @@ def gumbel_cdf(x: torch.Tensor | float, loc: float = 0.0, scale: float = 1.0) ->
     """Distribution function of Gumbel(loc, scale): ``exp(-exp(-(x - loc) / scale))``."""
     z = (as_float_tensor(x, "x") - check_real(loc, "loc")) / check_real(scale, "scale", positive=True)
     return torch.exp(-torch.exp(-z))
+
+
+def gumbel_sf(x: torch.Tensor | float, loc: float = 0.0, scale: float = 1.0) -> torch.Tensor:
+    """Tail ``P(G > x)`` of Gumbel(loc, scale), ``-expm1(-exp(-z))``: accurate where it is tiny."""
+    z = (as_float_tensor(x, "x") - check_real(loc, "loc")) / check_real(scale, "scale", positive=True)
+    return -torch.expm1(-torch.exp(-z))
+
+
+def expected_exceedances(threshold: float, draws: int) -> float:
+    """How many of ``draws`` independent Gumbel(0, 1) draws are expected above ``threshold``."""
+    check_int(draws, "draws")
+    return draws * float(gumbel_sf(torch.tensor(check_real(threshold, "threshold"), dtype=torch.float64)))
+
+
+def grid_distance(e: torch.Tensor, bits: int = RAND_BITS_FLOAT32, below: float = 1e-5) -> float:
+    """Mean distance of ``e * 2**bits`` to the nearest integer, over the entries of ``e`` below ``below``.
+
+    About 0.25 when the small values are finer than a ``2**-bits`` grid; near 0 when they were computed
+    from uniforms on that grid (``-log u`` with ``u`` near 1 is close to a multiple of ``2**-bits``).
+    """
+    check_int(bits, "bits")
+    check_real(below, "below", positive=True)
+    small = as_float_tensor(e, "e").reshape(-1).double().cpu()
+    small = small[small < below] * 2.0**bits
+    if small.numel() == 0:
+        raise ValueError(f"e has no entries below {below}; draw more")
+    return float((small - small.round()).abs().mean())
 
 
 def gumbel_inverse_cdf(u: torch.Tensor | float) -> torch.Tensor:
@@ -83,7 +140,7 @@ def eps_form_exact(eps: float = 1e-20, bits: int = RAND_BITS_FLOAT32, chunk: int
         "bias": mean - EULER_GAMMA,
         "min": lo,
         "max": hi,
-        "mass_above_max": float(-torch.expm1(-torch.exp(torch.tensor(-hi, dtype=torch.float64)))),
+        "mass_above_max": float(gumbel_sf(torch.tensor(hi, dtype=torch.float64))),
         "mass_below_min": float(gumbel_cdf(lo)),
     }
 
@@ -153,6 +210,84 @@ def chi_square_gof(
     }
 
 
+def probabilities_plus_noise(logits: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A deliberately wrong sampler, ``argmax(softmax(logits) + g)`` along the last dim: the noise is added to
+    the probabilities instead of the log-probabilities. It prefers likely categories but is far too close to
+    uniform, and it draws masked categories. Its noise is :func:`gumbel_book.gumbel_max`'s for the same
+    generator state (same shape, same dtype), so the two differ only in that one step."""
+    check_logits(logits, -1)
+    g = sample_gumbel(logits.shape, device=logits.device, dtype=compute_dtype(logits.dtype), generator=generator)
+    return (torch.softmax(logits.to(g.dtype), dim=-1) + g).argmax(dim=-1)
+
+
+def residual_test(
+    samples: torch.Tensor, probs: torch.Tensor | Sequence[float], *, alpha: float = 1e-3, comparisons: int | None = None
+) -> dict:
+    """Standardized residuals ``(count - N pi) / sqrt(N pi (1 - pi))`` of each category, with exact bands.
+
+    Each category with ``pi > 0`` gets the range of counts outside which Binomial(N, pi) falls with
+    probability at most ``alpha / m``, half in each tail (``m = comparisons``, by default the number of
+    categories with ``pi > 0``: a Bonferroni correction, so a right sampler leaves any band with probability
+    at most ``alpha``). The range is written on the residual scale (``lower``, ``upper``); for large ``N pi``
+    its ends are ``-z`` and ``+z``, ``z = Phi^-1(1 - alpha / (2 m))``. A category with ``pi = 0`` has NaN
+    residual and band, and is inside only if it was never drawn. ``chi_square`` is :func:`chi_square_gof`.
+    """
+    p = _probs(probs)
+    alpha = check_real(alpha, "alpha", positive=True)
+    support = p > 0
+    m = int(support.sum()) if comparisons is None else check_int(comparisons, "comparisons")
+    n = samples.numel()
+    counts = empirical_frequencies(samples, p.numel()) * n
+    counts = counts.round()
+    mean, sd = n * p, torch.sqrt(n * p * (1 - p))
+    q = alpha / (2 * m)
+    lo_count = torch.as_tensor(stats.binom.ppf(q, n, p.numpy()), dtype=torch.float64)
+    hi_count = torch.as_tensor(stats.binom.isf(q, n, p.numpy()), dtype=torch.float64)
+    nan = torch.full_like(p, math.nan)
+    sd_safe = torch.where(sd > 0, sd, torch.ones_like(sd))
+    residual = torch.where(sd > 0, (counts - mean) / sd_safe, nan)
+    inside = torch.where(support, (counts >= lo_count) & (counts <= hi_count), counts == 0)
+    return {
+        "counts": counts,
+        "probs": p,
+        "residual": torch.where(support, residual, nan),
+        "lower": torch.where(support & (sd > 0), (lo_count - mean) / sd_safe, nan),
+        "upper": torch.where(support & (sd > 0), (hi_count - mean) / sd_safe, nan),
+        "inside": inside,
+        "all_inside": bool(inside.all()),
+        "z": float(stats.norm.isf(q)),
+        "alpha": alpha,
+        "comparisons": m,
+        "chi_square": chi_square_gof(samples, p),
+    }
+
+
+def residual_cases(
+    cases: Mapping[str, Sequence[float]] = EMPIRICAL_CASES, n: int = 1_000_000, *, seed: int = 0, alpha: float = 1e-3
+) -> dict[str, dict]:
+    """For each named float32 logit vector: ``n`` draws of :func:`gumbel_book.gumbel_max` (``right``) and of
+    :func:`probabilities_plus_noise` (``wrong``) on the same noise, each through :func:`residual_test`.
+
+    The bands are Bonferroni-corrected over every category of every case, so ``alpha`` is the probability
+    that a right sampler leaves any band anywhere in the figure.
+    """
+    check_int(n, "n")
+    vectors = {name: torch.tensor(logits, dtype=torch.float32) for name, logits in cases.items()}
+    m = sum(int(torch.isfinite(lg).sum()) for lg in vectors.values())
+    out = {}
+    for j, (name, lg) in enumerate(vectors.items()):
+        p = torch.softmax(lg.double(), dim=-1)
+        right = gumbel_max(lg.expand(n, -1), generator=torch.Generator().manual_seed(seed + j))
+        wrong = probabilities_plus_noise(lg.expand(n, -1), generator=torch.Generator().manual_seed(seed + j))
+        out[name] = {
+            "logits": lg,
+            "probs": p,
+            "right": residual_test(right, p, alpha=alpha, comparisons=m),
+            "wrong": residual_test(wrong, p, alpha=alpha, comparisons=m),
+        }
+    return out
+
+
 def ks_gumbel(samples: torch.Tensor, loc: float = 0.0, scale: float = 1.0) -> dict[str, float]:
     """Kolmogorov-Smirnov test of real ``samples`` against Gumbel(loc, scale) (scipy's ``gumbel_r``)."""
     x = as_float_tensor(samples, "samples").reshape(-1).double().cpu()
@@ -166,12 +301,19 @@ def ks_gumbel(samples: torch.Tensor, loc: float = 0.0, scale: float = 1.0) -> di
 
 
 def frequency_error_vs_n(
-    logits: torch.Tensor, ns: Sequence[int], *, repeats: int = 20, seed: int = 0
+    logits: torch.Tensor,
+    ns: Sequence[int],
+    *,
+    repeats: int = 20,
+    seed: int = 0,
+    sampler: Callable[..., torch.Tensor] = gumbel_max,
 ) -> dict[str, torch.Tensor]:
-    """Mean total-variation distance between Gumbel-max frequencies from ``n`` samples and softmax(logits).
+    """Mean total-variation distance between the frequencies of ``n`` samples and softmax(logits).
 
-    For each ``n`` in ``ns`` the distance is averaged over ``repeats`` independent runs. ``expected``
-    is the large-``n`` prediction ``sum_i sqrt(p_i (1 - p_i) / (2 pi n))``, which falls as 1/sqrt(n).
+    ``sampler(logits, generator=...)`` draws one index per row, as :func:`gumbel_book.gumbel_max` (the
+    default) does. For each ``n`` in ``ns`` the distance is averaged over ``repeats`` independent runs.
+    ``expected`` is the large-``n`` prediction for an exact sampler, ``sum_i sqrt(p_i (1 - p_i) / (2 pi n))``,
+    which falls as 1/sqrt(n).
     """
     check_logits_vector(logits)
     check_int(repeats, "repeats")
@@ -181,7 +323,7 @@ def frequency_error_vs_n(
     gen = torch.Generator(device=logits.device).manual_seed(seed)
     tv = []
     for n in ns:
-        idx = gumbel_max(logits.expand(repeats, n, k), generator=gen).cpu()
+        idx = sampler(logits.expand(repeats, n, k), generator=gen).cpu()
         offsets = torch.arange(repeats).unsqueeze(-1) * k
         freq = torch.bincount((idx + offsets).reshape(-1), minlength=repeats * k).view(repeats, k).double() / n
         tv.append(0.5 * (freq - p).abs().sum(dim=-1).mean())
@@ -334,17 +476,31 @@ def two_sample_tuple_test(a: torch.Tensor, b: torch.Tensor) -> dict[str, float]:
     return {"statistic": float(result.statistic), "p_value": float(result.pvalue), "dof": int(result.dof)}
 
 
-def pitfall_frequencies(probs: torch.Tensor | Sequence[float], n: int, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Frequencies of ``argmax(log p + g)`` (right) and ``argmax(p + g)`` (a common slip: the log forgotten).
-
-    Both use the same Gumbel noise. The second is *not* Categorical(p): it is far too close to uniform.
-    """
+def topk_samples(probs: Sequence[float], k: int = 2, n: int = 200_000, *, seed: int = 0) -> dict:
+    """Ordered k-tuples from :func:`gumbel_book.gumbel_topk` and from :func:`sequential_without_replacement`
+    (``n`` each, one generator), with the exact law of every tuple."""
     p = _probs(probs)
+    gen = torch.Generator().manual_seed(seed)
+    topk = gumbel_topk(p.log().expand(n, -1), k, generator=gen)
+    seq = sequential_without_replacement(p, k, n, generator=gen)
+    return {"exact": ordered_tuple_probabilities(p, k), "topk": topk, "sequential": seq}
+
+
+def relaxed_argmax_agreement(
+    logits: torch.Tensor, taus: Sequence[float], n: int, *, seed: int = 0
+) -> dict[float, float]:
+    """For each ``tau``: the fraction of ``n`` rows where the argmax of :func:`gumbel_book.gumbel_softmax` equals
+    :func:`gumbel_book.gumbel_max` drawn from the same seed, hence the same noise, in ``logits``' dtype.
+
+    In exact arithmetic it is 1 at every temperature; in floating point it falls once ``(logits + g) / tau``
+    runs out of digits.
+    """
+    check_logits_vector(logits)
     check_int(n, "n")
-    g = sample_gumbel((n, p.numel()), dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
-    k = p.numel()
-    return {
-        "probs": p,
-        "log_probs_plus_noise": empirical_frequencies((p.log() + g).argmax(-1), k),
-        "probs_plus_noise": empirical_frequencies((p + g).argmax(-1), k),
-    }
+    batch = logits.expand(n, -1)
+    index = gumbel_max(batch, generator=torch.Generator().manual_seed(seed))
+    out = {}
+    for tau in check_taus(taus):
+        y = gumbel_softmax(batch, tau=tau, generator=torch.Generator().manual_seed(seed))
+        out[tau] = float((y.argmax(dim=-1) == index).double().mean())
+    return out
