@@ -1,5 +1,6 @@
-"""Tests behind the Gumbel-max chapter: the Gumbel law, the eps-form sampler, the theorem and its consequences,
-and Gumbel-top-k against sequential sampling without replacement.
+"""Tests behind the Gumbel-max chapter: the Gumbel law, the from-scratch sampler against the package, the
+eps-form sampler and the noise's range, the theorem and its consequences, the residual test beside a wrong
+sampler, and Gumbel-top-k against sequential sampling without replacement.
 
 Statistical tests use fixed seeds; each states its significance level.
 """
@@ -11,6 +12,7 @@ import math
 import plotly.graph_objects as go
 import pytest
 import torch
+from scipy import stats
 
 from gumbel_book import gumbel_max, gumbel_softmax, gumbel_topk, sample_gumbel
 from gumbel_book.exercises import gumbel_max as ex2
@@ -48,6 +50,33 @@ def test_exponential_route_equals_inverse_cdf_route():
     assert torch.allclose(gm.gumbel_inverse_cdf(u), -torch.log(-torch.log(u)))
 
 
+@pytest.mark.parametrize(("n", "k"), [(7, 3), (200_000, 5), (3, 100_001)])
+def test_from_scratch_lines_match_the_package_on_the_same_generator(n, k):
+    """The chapter's lines, u = 1 - rand (float64) and g = -log(-log u), give the package's noise to the last
+    bits and exactly its draws; the textbook u = rand (no 1 -) gives other numbers (the negative control)."""
+    gen = torch.Generator().manual_seed(n + k)
+    u = 1 - torch.rand(n, k, dtype=torch.float64, generator=gen)
+    g = -torch.log(-torch.log(u))
+    g_pkg = sample_gumbel((n, k), dtype=torch.float64, generator=torch.Generator().manual_seed(n + k))
+    assert float((g - g_pkg).abs().max()) < 1e-13
+    logits = torch.linspace(-1.0, 1.0, k, dtype=torch.float64)
+    z_pkg = gumbel_max(logits.expand(n, -1), generator=torch.Generator().manual_seed(n + k))
+    assert torch.equal((logits + g).argmax(-1), z_pkg)
+    other = -torch.log(-torch.log(1 - u))
+    assert float((other - g_pkg).abs().max()) > 1.0
+
+
+def test_cpu_exponential_is_log1p_of_the_float64_uniform():
+    """On the CPU, exponential_ returns -log1p(-u) (C library) of torch.rand's float64 u, even in float32: the
+    chapter's claim about its resolution and range rests on this."""
+    u = torch.rand(20_000, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    from_u = torch.tensor([-math.log1p(-x) for x in u.tolist()], dtype=torch.float64)
+    for dtype in (torch.float64, torch.float32):
+        e = torch.empty(20_000, dtype=dtype).exponential_(generator=torch.Generator().manual_seed(3))
+        assert torch.equal(e, from_u.to(dtype))
+    assert not torch.equal(torch.empty(20_000).exponential_(generator=torch.Generator().manual_seed(4)), from_u.float())
+
+
 def test_ks_accepts_book_sampler_and_rejects_shifted_noise(gen):
     """KS at alpha = 1e-3: the book's noise passes, noise shifted by 0.02 (10^6 draws) fails."""
     g = sample_gumbel(1_000_000, dtype=torch.float64, generator=gen)
@@ -81,45 +110,75 @@ def test_eps_form_exact_agrees_with_small_grid_by_hand():
 
 
 def test_float32_facts_the_chapter_states():
-    """U + 1e-20 == U for every nonzero float32 uniform; 1 - 2**-24 rounds to 1 in bfloat16; small Exp(1)
-    draws from exponential_ are not on the 2**-24 grid (so -log E is not capped at 16.64)."""
+    """U + 1e-20 == U for every nonzero float32 uniform; 1 - 2**-24 rounds to 1 in bfloat16."""
     grid = torch.arange(1, 2**24, dtype=torch.float32) / 2**24
     assert bool((grid + 1e-20 == grid).all())
     assert float(torch.tensor(1 - 2**-24).to(torch.bfloat16)) == 1.0
-    e = torch.empty(10_000_000).exponential_(generator=torch.Generator().manual_seed(1))
-    small = e[e < 1e-5].double()
-    assert small.numel() > 0
-    assert float((small * 2**24 != (small * 2**24).round()).double().mean()) > 0.5
 
 
-def test_eps_form_is_finite_where_inverse_cdf_is_not():
-    u = torch.tensor([0.0, 1.0])
-    assert bool(torch.isfinite(gm.gumbel_eps_form(u)).all())
-    assert not bool(torch.isfinite(gm.gumbel_inverse_cdf(u)).any())
+def test_grid_distance_tells_exponential_from_grid_derived_draws():
+    """Small Exp(1) draws from the CPU's exponential_ are not on the 2**-24 grid (distance about 1/4); draws
+    computed from float32 uniforms are (distance near 0). A `!=` test could not tell them apart: almost all
+    grid-derived draws are not exact multiples of 2**-24 after rounding."""
+    gen = torch.Generator().manual_seed(1)
+    e = torch.empty(10_000_000).exponential_(generator=gen)
+    e_grid = -torch.log(torch.rand(10_000_000, generator=gen))
+    assert gm.grid_distance(e) > 0.15
+    assert gm.grid_distance(e_grid) < 0.05
+    small = e_grid[e_grid < 1e-5].double() * 2**24
+    assert float((small != small.round()).double().mean()) > 0.9  # why the old guard could not fail
+    with pytest.raises(ValueError, match="below"):
+        gm.grid_distance(torch.ones(10))
 
 
-def test_inf_noise_makes_nan_with_masked_logits():
-    """The failure the book's sampler avoids: +inf noise on a -inf (masked) logit gives NaN."""
-    assert math.isnan(float(torch.tensor(-INF) + gm.gumbel_inverse_cdf(torch.tensor(1.0))))
+def test_noise_range_numbers_the_chapter_glues():
+    """-log of the CPU's smallest nonzero float32 E is 36.7; the clamp gives 87.3; 4e9 draws expect 237.4
+    above 16.64 (238.4 above the cap 16.6355)."""
+    e_min = torch.tensor(-math.log1p(-(2.0**-53)), dtype=torch.float32)
+    assert float(-torch.log(e_min)) == pytest.approx(36.737, abs=1e-3)
+    assert gm.expected_exceedances(16.64, 4 * 10**9) == pytest.approx(237.36, abs=0.01)
+    assert gm.expected_exceedances(gm.eps_form_exact()["max"], 4 * 10**9) == pytest.approx(238.42, abs=0.01)
+    assert float(gm.gumbel_sf(torch.tensor(40.0, dtype=torch.float64))) == pytest.approx(math.exp(-40), rel=1e-9)
+    h = gm.H200_FLOAT32_NOISE
+    assert h["largest"] < h["threshold"] and gm.expected_exceedances(h["threshold"], h["draws"]) > 200
 
 
-@pytest.mark.slow
-def test_book_sampler_goes_past_the_eps_form_cap_at_the_right_rate():
-    """P(G > 16.6355) = 5.96e-8; 2e8 float32 draws expect 11.9 exceedances. Poisson two-sided alpha ~ 1e-3:
-    accept counts in [2, 26]. The eps form on float32 torch.rand can never exceed its cap."""
-    cap = gm.eps_form_exact()["max"]
-    gen = torch.Generator().manual_seed(7)
-    count = sum(int((sample_gumbel(10_000_000, generator=gen) > cap).sum()) for _ in range(20))
-    assert 2 <= count <= 26
+def test_fused_kernels_smallest_uniform_is_two_pow_minus_65():
+    """The chapter says the fused kernels' noise reaches -log(2**-65) ~ 45.05: run the kernels' own Exp(1)
+    code (Triton's interpreter without a GPU) on the extreme random words."""
+    pytest.importorskip("triton")
+    import triton
+
+    global tl, fused  # a @triton.jit body finds names among the module's globals
+    import triton.language as tl
+
+    from gumbel_book.kernels import fused
+
+    @triton.jit
+    def probe(hi_ptr, lo_ptr, out_ptr, n: tl.constexpr):
+        i = tl.arange(0, n)
+        tl.store(out_ptr + i, fused._exponential(tl.load(hi_ptr + i), tl.load(lo_ptr + i)))
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    words = [(0, 0), (0, 1), (2**31, 0), (2**32 - 1, 2**32 - 1)]
+    hi = torch.tensor([w[0] for w in words] * 2, dtype=torch.int64).to(torch.uint32).to(device)
+    lo = torch.tensor([w[1] for w in words] * 2, dtype=torch.int64).to(torch.uint32).to(device)
+    out = torch.empty(8, device=device)
+    probe[(1,)](hi, lo, out, n=8)
+    e = out.cpu().double()
+    assert float(e[0]) == pytest.approx(gm.FUSED_SMALLEST_UNIFORM, rel=1e-6)
+    assert float(e.min()) == float(e[0])
+    assert float(-e[0].log()) == pytest.approx(-math.log(2.0**-65), rel=1e-6)
+    assert float(e[2]) == pytest.approx(math.log(2), rel=1e-6)
 
 
 # --- The theorem ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", list(figs.EMPIRICAL_CASES))
+@pytest.mark.parametrize("name", list(gm.EMPIRICAL_CASES))
 def test_gumbel_max_frequencies_pass_chi_square(name):
     """Chi-square goodness of fit at alpha = 1e-3 on 10^6 samples, including extreme and masked logits."""
-    lg = torch.tensor(figs.EMPIRICAL_CASES[name])
+    lg = torch.tensor(gm.EMPIRICAL_CASES[name])
     samples = gumbel_max(lg.expand(1_000_000, -1), generator=torch.Generator().manual_seed(1))
     result = gm.chi_square_gof(samples, torch.softmax(lg.double(), -1))
     assert result["impossible"] == 0
@@ -129,10 +188,10 @@ def test_gumbel_max_frequencies_pass_chi_square(name):
 def test_chi_square_rejects_wrong_distribution_and_masked_hits():
     """The test has power: argmax(pi + g) (the forgotten log) is rejected at alpha = 1e-3 with 10^5 samples."""
     p = torch.tensor([0.4, 0.3, 0.15, 0.1, 0.05], dtype=torch.float64)
-    data = gm.pitfall_frequencies(p, 100_000, seed=0)
-    wrong = torch.repeat_interleave(torch.arange(5), (data["probs_plus_noise"] * 100_000).round().long())
+    batch = p.log().expand(100_000, -1)
+    wrong = gm.probabilities_plus_noise(batch, generator=torch.Generator().manual_seed(0))
     assert gm.chi_square_gof(wrong, p)["p_value"] < ALPHA
-    right = torch.repeat_interleave(torch.arange(5), (data["log_probs_plus_noise"] * 100_000).round().long())
+    right = gumbel_max(batch, generator=torch.Generator().manual_seed(0))
     assert gm.chi_square_gof(right, p)["p_value"] > ALPHA
     hit_masked = torch.tensor([0, 1, 2, 0, 1, 2] * 10)
     out = gm.chi_square_gof(hit_masked, [0.5, 0.5, 0.0])
@@ -190,18 +249,81 @@ def test_loglog_slope_recovers_power_laws():
 
 
 def test_argmax_of_gumbel_softmax_is_a_sample_not_the_mode():
-    """The argmax of a relaxed sample follows pi (chi-square, alpha = 1e-3); argmax of softmax is always the mode."""
-    lg = torch.tensor([1.0, 0.0, 0.5])
+    """The argmax of a relaxed sample is the Gumbel-max sample of the same noise: in float64 at every tau tried,
+    in float32 until (logits + g) / tau runs out of digits; it follows pi (chi-square, alpha = 1e-3)."""
+    lg = torch.tensor([1.0, 0.0, 0.5], dtype=torch.float64)
+    taus = [0.01, 1.0, 100.0, 1e4, 1e7, 1e8]
+    agree64 = gm.relaxed_argmax_agreement(lg, taus, 50_000, seed=5)
+    agree32 = gm.relaxed_argmax_agreement(lg.float(), taus, 50_000, seed=5)
+    assert all(v == 1.0 for v in agree64.values())
+    assert agree32[0.01] == agree32[1.0] == 1.0 and agree32[1e8] < agree32[1e7] < 0.99
     y = gumbel_softmax(lg.expand(200_000, -1), tau=0.5, generator=torch.Generator().manual_seed(5))
-    assert gm.chi_square_gof(y.argmax(-1), torch.softmax(lg.double(), -1))["p_value"] > ALPHA
+    assert gm.chi_square_gof(y.argmax(-1), torch.softmax(lg, -1))["p_value"] > ALPHA
     assert int(torch.softmax(lg, -1).argmax()) == 0
 
 
-def test_pitfall_forgotten_log_is_flatter():
+def test_forgotten_log_is_flatter_and_draws_masked_categories():
     p = torch.tensor([0.7, 0.2, 0.1], dtype=torch.float64)
-    d = gm.pitfall_frequencies(p, 200_000)
-    assert float(d["probs_plus_noise"][0]) < 0.5  # far from 0.7
-    assert float(d["log_probs_plus_noise"][0]) == pytest.approx(0.7, abs=0.005)  # SE 0.001
+    gen = torch.Generator().manual_seed(0)
+    freq = gm.empirical_frequencies(gm.probabilities_plus_noise(p.log().expand(200_000, -1), generator=gen), 3)
+    assert float(freq[0]) < 0.5  # far from 0.7
+    assert list(freq.argsort(descending=True)) == [0, 1, 2]  # still prefers the likely categories
+    masked = torch.tensor([0.0, -INF, 1.0])
+    draws = gm.probabilities_plus_noise(masked.expand(10_000, -1), generator=gen)
+    assert int((draws == 1).sum()) > 1000
+    assert int((gumbel_max(masked.expand(10_000, -1), generator=gen) == 1).sum()) == 0
+
+
+def test_wrong_sampler_uses_the_noise_of_gumbel_max():
+    """Same generator state, same noise: on logits whose probabilities are nearly equal both pick the same
+    category in almost every row, though their laws differ."""
+    lg = torch.tensor([0.0, 1e-4, -1e-4], dtype=torch.float64).expand(10_000, -1)
+    a = gumbel_max(lg, generator=torch.Generator().manual_seed(9))
+    b = gm.probabilities_plus_noise(lg, generator=torch.Generator().manual_seed(9))
+    assert float((a == b).double().mean()) > 0.99
+
+
+# --- The residual test -----------------------------------------------------------------------------------------
+
+
+def test_residual_bands_accept_a_right_sampler_and_reject_the_wrong_one():
+    """Exact Bonferroni bands at alpha = 1e-3: gumbel_max stays inside on every chapter case (10^5 draws); the
+    wrong sampler leaves them on every case; the bands reach +-z where N pi is large."""
+    data = gm.residual_cases(n=100_000, seed=3)
+    m = sum(int(torch.isfinite(torch.tensor(c)).sum()) for c in gm.EMPIRICAL_CASES.values())
+    for case in data.values():
+        right, wrong = case["right"], case["wrong"]
+        assert right["comparisons"] == m and right["all_inside"], case["logits"]
+        assert not wrong["all_inside"] and wrong["chi_square"]["p_value"] < ALPHA
+        assert right["z"] == pytest.approx(float(stats.norm.isf(ALPHA / (2 * m))))
+    plain = data["plain"]["right"]
+    assert torch.allclose(plain["upper"], torch.full((5,), plain["z"], dtype=torch.float64), atol=0.05)
+    assert torch.allclose(plain["lower"], torch.full((5,), -plain["z"], dtype=torch.float64), atol=0.05)
+    masked = data["masked"]
+    assert bool(torch.isnan(masked["right"]["residual"][1])) and bool(masked["right"]["inside"][1])
+    assert not bool(masked["wrong"]["inside"][1]) and masked["wrong"]["chi_square"]["impossible"] > 0
+
+
+def test_residual_bands_are_exact_binomial_ranges():
+    """A count at the band's edge is inside, one step past it outside; the residual is (count - N p) / sd."""
+    p = torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64)
+    n = 10_000
+    sd = torch.sqrt(n * p * (1 - p))
+    hi = int(stats.binom.isf(1e-3 / 6, n, 0.2))
+    for count, inside in ((hi, True), (hi + 1, False)):
+        samples = torch.cat([torch.zeros(n - count - 3000, dtype=torch.long), torch.ones(3000, dtype=torch.long)])
+        samples = torch.cat([samples, torch.full((count,), 2)])
+        r = gm.residual_test(samples, p)
+        assert r["comparisons"] == 3 and bool(r["inside"][2]) is inside
+        assert float(r["residual"][2]) == pytest.approx((count - n * 0.2) / float(sd[2]))
+
+
+def test_frequency_error_of_the_wrong_sampler_stops_falling():
+    lg = torch.tensor([1.5, 0.5, 1.0, -0.5, 0.0])
+    ns = [1000, 10_000, 100_000]
+    wrong = gm.frequency_error_vs_n(lg, ns, repeats=5, sampler=gm.probabilities_plus_noise)
+    assert abs(gm.loglog_slope(wrong["n"], wrong["tv"])) < 0.1
+    assert float(wrong["tv"][-1]) > 10 * float(wrong["expected"][-1])
 
 
 # --- Gumbel-top-k ---------------------------------------------------------------------------------------------
@@ -272,7 +394,13 @@ def test_sequential_sampler_skips_zero_probabilities():
         (lambda: gm.sequential_without_replacement([0.5, 0.5, 0.0], 3, 10), ValueError, "k"),
         (lambda: gm.ordered_tuple_probabilities([0.5, 0.5], 3), ValueError, "k"),
         (lambda: gm.independence_test(torch.tensor([0, 1]), torch.tensor([0.0]), 2), ValueError, "same length"),
-        (lambda: gm.pitfall_frequencies([0.5, 0.5], -1), ValueError, "n"),
+        (lambda: gm.probabilities_plus_noise(torch.tensor([0.0, float("nan")])), ValueError, "NaN"),
+        (lambda: gm.residual_test(torch.tensor([0, 1]), [0.5, 0.5], alpha=0.0), ValueError, "alpha"),
+        (lambda: gm.residual_test(torch.tensor([0.0, 1.0]), [0.5, 0.5]), TypeError, "samples"),
+        (lambda: gm.residual_cases({"a": (0.0, 1.0)}, n=0), ValueError, "n"),
+        (lambda: gm.relaxed_argmax_agreement(torch.tensor([0.0, 1.0]), [0.0], 10), ValueError, "taus"),
+        (lambda: gm.expected_exceedances(16.0, 0), ValueError, "draws"),
+        (lambda: gm.topk_samples([0.5, 0.6], k=1, n=10), ValueError, "probs"),
     ],
 )
 def test_bad_input_raises(call, err, match):
@@ -284,19 +412,28 @@ def test_bad_input_raises(call, err, match):
 
 
 def test_gumbel_histogram_matches_pdf():
-    h = figs.gumbel_histogram(200_000, seed=0)
+    g = sample_gumbel(200_000, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    h = figs.gumbel_histogram(g)
     assert torch.allclose(h["density"], h["pdf"], atol=0.01)
+    assert not torch.allclose(figs.gumbel_histogram(g + 0.3)["density"], h["pdf"], atol=0.01)
 
 
-def test_frequency_figure_has_one_slider_step_per_case():
+def test_residual_figure_has_one_slider_step_per_case():
     cases = {"a": (0.0, 1.0), "masked": (0.0, -INF, 1.0)}
-    data = figs.case_frequencies(cases, n=10_000)
-    assert float(data["masked"]["freq"][1]) == 0.0
-    fig = figs.frequency_figure(data)
+    data = gm.residual_cases(cases, n=10_000)
+    fig = figs.residual_figure(data)
     assert isinstance(fig, go.Figure) and fig.layout.height
     steps = fig.layout.sliders[0].steps
     assert [s.label for s in steps] == ["a", "masked"]
-    assert len(steps[1].args[0]["x"][0]) == 3 and steps[0].args[0]["y"] != steps[1].args[0]["y"]
+    assert len(fig.data) == 2 * 2 * 3  # cases x panels x (band, residuals, masked draws)
+    first, second = steps[0].args[0]["visible"], steps[1].args[0]["visible"]
+    assert sum(first) == sum(second) == 6 and not any(a and b for a, b in zip(first, second, strict=True))
+    assert "p" in steps[1].args[1]["annotations[1].text"]
+    # the wrong sampler's masked draws are marked in the masked case, with their count
+    masked_marks = [t for t in fig.data[6:] if t.type == "scatter" and t.text and any(t.text)]
+    assert masked_marks and "drawn" in masked_marks[0].text[0]
+    with pytest.raises(ValueError, match="at least one case"):
+        figs.residual_figure({})
 
 
 def test_other_figures_build():
@@ -305,11 +442,12 @@ def test_other_figures_build():
     assert len(figs.max_law_figure(idx, val, lg).data) == 4
     r = gm.frequency_error_vs_n(lg, [100, 1000], repeats=3)
     assert len(figs.error_figure(r).data) == 2
-    assert len(figs.pitfall_figure(gm.pitfall_frequencies([0.6, 0.4], 1000)).data) == 3
-    data = figs.topk_data([0.5, 0.3, 0.2], k=2, n=5000)
+    assert len(figs.error_figure(r, r).data) == 3
+    data = gm.topk_samples([0.5, 0.3, 0.2], k=2, n=5000)
     fig = figs.topk_figure(data)
     assert len(fig.data) == 3 and len(fig.data[0].x) == 6
-    assert len(figs.gumbel_density_figure(10_000).data) == 2
+    density = figs.gumbel_density_figure(sample_gumbel(10_000))
+    assert len(density.data) == 2 and "10,000" in density.data[0].name
 
 
 # --- GPU -----------------------------------------------------------------------------------------------------------
@@ -318,7 +456,7 @@ def test_other_figures_build():
 @pytest.mark.cuda
 def test_chapter_tools_on_cuda():
     """Gumbel-max on the GPU passes the chi-square test (alpha = 1e-3); the helpers accept CUDA tensors."""
-    lg = torch.tensor(figs.EMPIRICAL_CASES["masked"], device="cuda")
+    lg = torch.tensor(gm.EMPIRICAL_CASES["masked"], device="cuda")
     gen = torch.Generator(device="cuda").manual_seed(0)
     samples = gumbel_max(lg.expand(1_000_000, -1), generator=gen)
     assert samples.device.type == "cuda"
@@ -382,26 +520,106 @@ def test_gumbel_sampler_rejects_wrong_answers(answer, match):
 
 
 def categorical_right(logits, n, generator=None):
+    return (logits + own_gumbel((n, *logits.shape), generator=generator)).argmax(-1)
+
+
+def categorical_one_row_only(logits, n, generator=None):
+    """The page's sampler, unchanged: right for one row, and an error for a batch."""
     return (logits + own_gumbel((n, logits.numel()), generator=generator)).argmax(-1)
 
 
+def categorical_shared_noise(logits, n, generator=None):
+    """One noise vector per draw, shared by every row of the batch: right marginals, dependent rows."""
+    g = own_gumbel((n, logits.shape[-1]), generator=generator)
+    return (logits + (g if logits.dim() == 1 else g.unsqueeze(1))).argmax(-1)
+
+
+def categorical_noise_per_row_only(logits, n, generator=None):
+    """Fresh noise per row but the same for every draw: all n draws of a row are equal."""
+    return (logits + own_gumbel(logits.shape, generator=generator)).argmax(-1).expand(n, *logits.shape[:-1])
+
+
 def categorical_probs_perturbed(logits, n, generator=None):
-    g = own_gumbel((n, logits.numel()), generator=generator)
+    g = own_gumbel((n, *logits.shape), generator=generator)
     return (torch.softmax(logits, -1) + g).argmax(-1)
 
 
 def categorical_mode(logits, n, generator=None):
-    return logits.argmax().expand(n).clone()
+    return logits.argmax(-1).expand(n, *logits.shape[:-1]).clone()
 
 
 def test_categorical_sampler():
     assert ex2.check_categorical_sampler(categorical_right) is None
-    with pytest.raises(AssertionError, match="do not match"):
-        ex2.check_categorical_sampler(categorical_probs_perturbed)
-    with pytest.raises(AssertionError, match="do not match"):
-        ex2.check_categorical_sampler(categorical_mode)
-    with pytest.raises(AssertionError, match="dtype"):
-        ex2.check_categorical_sampler(lambda logits, n: torch.zeros(n))
+    for answer, match in (
+        (categorical_one_row_only, "failed for logits of shape"),
+        (categorical_shared_noise, "not independent"),
+        (categorical_noise_per_row_only, "do not match"),
+        (categorical_probs_perturbed, "do not match"),
+        (categorical_mode, "do not match"),
+        (lambda logits, n: torch.zeros(n), "dtype"),
+    ):
+        with pytest.raises(AssertionError, match=match):
+            ex2.check_categorical_sampler(answer)
+
+
+def test_categorical_sampler_batch_masks_are_respected():
+    """A batch answer that ignores the masks of rows after the first is caught by the masked-draw check."""
+
+    def ignores_later_masks(logits, n, generator=None):
+        if logits.dim() == 1:
+            return categorical_right(logits, n, generator)
+        return categorical_right(torch.nan_to_num(logits, neginf=0.0), n, generator)
+
+    with pytest.raises(AssertionError, match="masked"):
+        ex2.check_categorical_sampler(ignores_later_masks)
+
+
+def topk_right(logits, k, n, generator=None):
+    return (logits + own_gumbel((n, logits.numel()), generator=generator)).topk(k, -1).indices
+
+
+def topk_sorted(logits, k, n, generator=None):
+    return topk_right(logits, k, n, generator).sort(-1).values
+
+
+def topk_with_replacement(logits, k, n, generator=None):
+    return torch.stack([categorical_right(logits, n, generator) for _ in range(k)], dim=-1)
+
+
+def topk_probs_perturbed(logits, k, n, generator=None):
+    g = own_gumbel((n, logits.numel()), generator=generator)
+    return (torch.softmax(logits, -1) + g).topk(k, -1).indices
+
+
+def topk_reversed(logits, k, n, generator=None):
+    return topk_right(logits, k, n, generator).flip(-1)
+
+
+def test_gumbel_topk_sampler():
+    assert ex2.check_gumbel_topk_sampler(topk_right) is None
+    for answer, match in (
+        (topk_sorted, "increasing index order"),
+        (topk_with_replacement, "twice"),
+        (topk_probs_perturbed, "without replacement"),
+        (topk_reversed, "without replacement"),
+        (lambda logits, k, n: torch.zeros(n, k), "dtype"),
+        (lambda logits, k, n: torch.zeros(n, dtype=torch.long), "shape"),
+        (lambda logits, k, n, generator=None: gumbel_topk(logits.expand(n, -1), k, generator=generator), "allowed"),
+    ):
+        with pytest.raises(AssertionError, match=match):
+            ex2.check_gumbel_topk_sampler(answer)
+    with pytest.raises(TypeError, match="must be a function"):
+        ex2.check_gumbel_topk_sampler(3)
+
+
+def test_exercise_hints_do_not_give_values_away():
+    """No hint contains the answer's probabilities: the messages name the logits and the p-value only."""
+    try:
+        ex2.check_gumbel_topk_sampler(topk_probs_perturbed)
+    except AssertionError as err:
+        text = str(err)
+    for p in gm.ordered_tuple_probabilities([0.4, 0.3, 0.15, 0.1, 0.05], 2).values():
+        assert f"{p:.3f}" not in text
 
 
 def test_top2_probability():
