@@ -95,6 +95,7 @@ FUNCTION_CHECKS = [
     X.check_baseline_estimator,
     X.check_gumbel_sampler,
     X.check_categorical_sampler,
+    X.check_gumbel_topk_sampler,
     X.check_relaxed_sampler,
     X.check_binary_concrete_log_density,
     X.check_straight_through_layer,
@@ -192,3 +193,25 @@ def test_conditional_gumbels_check():
 
     with pytest.raises(AssertionError, match="conditional_gumbel is not allowed"):
         X.check_conditional_gumbels(package)
+
+
+def test_every_chapter_check_is_exported():
+    """Each chapter module's ``check_*`` functions are re-exported by ``gumbel_book.exercises``."""
+    import importlib
+    import inspect
+
+    for name in (
+        "reparameterization",
+        "gumbel_max",
+        "gumbel_softmax",
+        "straight_through",
+        "categorical_vae",
+        "language_models",
+    ):
+        module = importlib.import_module(f"gumbel_book.exercises.{name}")
+        checks = {
+            n
+            for n, f in inspect.getmembers(module, inspect.isfunction)
+            if n.startswith("check_") and f.__module__ == module.__name__
+        }
+        assert checks <= set(X.__all__), f"{name}: not re-exported: {sorted(checks - set(X.__all__))}"

@@ -9,7 +9,13 @@ call works in a notebook and in the autograder and tests the student's own work.
 """
 
 from .categorical_vae import check_iw_bound, check_kl_uniform
-from .gumbel_max import check_categorical_sampler, check_expected_max, check_gumbel_sampler, check_top2_probability
+from .gumbel_max import (
+    check_categorical_sampler,
+    check_expected_max,
+    check_gumbel_sampler,
+    check_gumbel_topk_sampler,
+    check_top2_probability,
+)
 from .gumbel_softmax import check_annealing_answers, check_binary_concrete_log_density, check_relaxed_sampler
 from .language_models import check_exponential_race, check_top_k_sampler, check_watermark_detector
 from .reparameterization import check_baseline_estimator, check_exponential_rsample, check_score_variance
@@ -25,6 +31,7 @@ __all__ = [
     "check_exponential_race",
     "check_exponential_rsample",
     "check_gumbel_sampler",
+    "check_gumbel_topk_sampler",
     "check_iw_bound",
     "check_kl_uniform",
     "check_relaxed_sampler",
