@@ -110,7 +110,7 @@ def bias_figure(sweep: TauSweep, band: float = BAND, groups: dict[str, tuple[str
     fig = make_subplots(
         rows=1, cols=len(problems), subplot_titles=[sweep.titles[p] for p in problems], horizontal_spacing=0.08
     )
-    fig.update_layout(**base_layout("Relative bias against the temperature", height=500))
+    fig.update_layout(**base_layout("Relative bias against the temperature", height=520))
     x = list(sweep.taus)
     owners: list[str] = []  # the estimator (or the limit) each trace belongs to, in trace order
     for k, p in enumerate(problems):
@@ -148,10 +148,18 @@ def bias_figure(sweep: TauSweep, band: float = BAND, groups: dict[str, tuple[str
     ]
     fig.update_layout(
         updatemenus=[
-            {"type": "buttons", "direction": "right", "buttons": buttons, "x": 0, "xanchor": "left", "y": 1.2}
+            {
+                "type": "buttons",
+                "direction": "right",
+                "buttons": buttons,
+                "x": 0,
+                "xanchor": "left",
+                "y": 1.12,
+                "yanchor": "bottom",
+            }
         ],
         legend={"orientation": "h", "y": -0.22, "x": 0},
-        margin={"t": 120, "b": 130},
+        margin={"t": 140, "b": 130},
     )
     return fig
 
