@@ -3,7 +3,9 @@
 Each function here is a drop-in layer, like ``gumbel_softmax(hard=True)`` (which is ST-Gumbel-Softmax and is
 not repeated here). They differ only in the backward pass:
 
-* :func:`straight_through_softmax` -- plain ST (Bengio, Léonard & Courville 2013): the softmax's gradient.
+* :func:`straight_through_softmax` -- plain ST: the softmax's gradient. It is the categorical form, as written
+  out by Liu et al. (2023), of the straight-through estimator that Bengio, Léonard & Courville (2013) stated for
+  binary stochastic units.
 * :func:`reinmax` -- ReinMax (Liu et al., NeurIPS 2023): a second-order (Heun) correction of plain ST.
 * :func:`gumbel_rao` -- Gumbel-Rao Monte Carlo (Paulus, Maddison & Krause, ICLR 2021): the ST-Gumbel-Softmax
   gradient averaged over Gumbel noise drawn *conditionally* on the sampled category.
@@ -67,8 +69,9 @@ def straight_through_softmax(
 ) -> torch.Tensor:
     """Plain straight-through: a one-hot sample of Categorical(softmax(logits)), backward as ``softmax(logits)``.
 
-    This is the "softmax straight-through estimator" of Bengio et al. (2013): no temperature, no noise in
-    the backward pass. The sample is a Gumbel-max draw, so a ``generator`` makes it reproducible.
+    No temperature and no noise in the backward pass. Bengio et al. (2013) stated straight-through for binary
+    stochastic units; this categorical (softmax) form is the one Liu et al. (2023) write out, and the book calls
+    it plain ST. The sample is a Gumbel-max draw, so a ``generator`` makes it reproducible.
     """
     dim = check_logits(logits, dim)
     index = gumbel_max(logits, dim=dim, generator=generator)

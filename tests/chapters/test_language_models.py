@@ -310,3 +310,143 @@ def test_stochastic_beam_search_returns_every_sequence_when_k_covers_them():
     assert math.isclose(float(log_p.exp().sum()), 1.0)
     with pytest.raises(ValueError, match="k"):
         lm.stochastic_beam_search(_bigram, torch.tensor([0]), 0, 2)
+
+
+# --- the exponential race on given clocks ---------------------------------------------------------
+
+
+def test_exponential_race_on_given_noise_is_the_gumbel_max_argmax():
+    """On the same Exp(1) clocks the race and the Gumbel-max argmax of log p - log E pick the same index; with a
+    temperature too. Negative control: argmax p * E (the clocks inverted) disagrees on most rows."""
+    gen = torch.Generator().manual_seed(40)
+    logits = torch.randn(2000, 30, generator=gen, dtype=torch.float64)
+    e = torch.empty_like(logits).exponential_(generator=gen)
+    for t in (1.0, 0.5):
+        race = lm.exponential_race(logits, t, noise=e)
+        assert torch.equal(race, (torch.log_softmax(logits / t, -1) - torch.log(e)).argmax(-1))
+    wrong = (torch.softmax(logits, -1) * e).argmax(-1)
+    assert float((lm.exponential_race(logits, noise=e) == wrong).double().mean()) < 0.5
+    with pytest.raises(ValueError, match="shaped like logits"):
+        lm.exponential_race(logits, noise=e[:10])
+    with pytest.raises(ValueError, match="positive"):
+        lm.exponential_race(logits, noise=-e)
+
+
+# --- the watermark's loops and their remedy ----------------------------------------------------------
+
+
+def _loop_model(vocab: str = "abcdef", context: int = 3) -> lm.CharLM:
+    """A tiny untrained model with near-uniform logits: high entropy, so plain samples never repeat for long."""
+    torch.manual_seed(0)
+    return lm.CharLM(vocab, context=context, embed=4, hidden=8).eval()
+
+
+def test_keyed_text_loops_and_the_remedy_breaks_the_loop():
+    """Keyed draws are a fixed function of the model's context: a 6-letter vocabulary revisits a 3-letter context
+    within 216 steps, so every keyed text ends in a loop. With skip_seen_contexts none does, and the texts have as
+    many distinct (context, token) pairs as plain samples (up to a few)."""
+    model = _loop_model()
+    prompts = torch.randint(6, (8, 4), generator=torch.Generator().manual_seed(41))
+    keyed = lm.generate(model, prompts, 300, key=5, window=3)
+    remedied = lm.generate(
+        model, prompts, 300, key=5, window=3, skip_seen_contexts=True, generator=torch.Generator().manual_seed(42)
+    )
+    plain = lm.generate(model, prompts, 300, generator=torch.Generator().manual_seed(43))
+    assert all(lm.tail_period(t, 100) is not None for t in keyed)
+    assert all(lm.tail_period(t, 100) is None for t in remedied) and all(lm.tail_period(t, 100) is None for t in plain)
+    count = {
+        name: [lm.distinct_pairs(s, 3) for s in lm.with_context(prompts, texts, 3)]
+        for name, texts in (("keyed", keyed), ("remedied", remedied), ("plain", plain))
+    }
+    assert max(count["keyed"]) < 0.5 * min(count["plain"])
+    assert min(count["remedied"]) > 0.8 * min(count["plain"])
+
+
+def test_the_remedy_keys_each_context_once_and_stays_detectable():
+    """Each context chooses a keyed token the first time only: those tokens are the keyed race's, the later ones
+    are drawn from the generator; the watermark is still detected, and no unkeyed text is flagged."""
+    model = _loop_model()
+    prompts = torch.randint(6, (4, 4), generator=torch.Generator().manual_seed(44))
+    texts = lm.generate(
+        model, prompts, 200, key=9, window=3, skip_seen_contexts=True, generator=torch.Generator().manual_seed(45)
+    )
+    for seq in lm.with_context(prompts, texts, 3):
+        seen = set()
+        for t in range(3, len(seq)):
+            ctx = tuple(seq[t - 3 : t].tolist())
+            if ctx in seen:
+                continue
+            seen.add(ctx)
+            history = torch.cat([prompts[0][:1].expand(5), seq[:t]])  # any longer history with the same tail
+            with torch.no_grad():
+                logits = model(history[-model.context :][None]).double()
+            r = lm.keyed_uniforms(9, seq[t - 3 : t][None], 6)
+            assert int((logits - torch.log(-torch.log(r))).argmax()) == int(seq[t])
+    assert max(lm.watermark_pvalue(s, 9, 6, 3) for s in lm.with_context(prompts, texts, 3)) < ALPHA
+    plain = lm.generate(model, prompts, 200, generator=torch.Generator().manual_seed(46))
+    assert min(lm.watermark_pvalue(s, 9, 6, 3) for s in lm.with_context(prompts, plain, 3)) > ALPHA / 4
+
+
+def test_distinct_pairs_tail_period_and_with_context():
+    seq = torch.tensor([1, 2, 3, 4, 5, 1, 2, 3, 4, 5])
+    assert lm.distinct_pairs(seq, 4) == 5  # (1234, 5), (2345, 1), (3451, 2), (4512, 3), (5123, 4), then repeats
+    assert lm.distinct_pairs(torch.arange(10), 4) == 6
+    assert lm.tail_period(torch.tensor([9, 1, 2, 1, 2, 1, 2]), 6) == 2
+    assert lm.tail_period(torch.tensor([9, 1, 2, 1, 2, 1, 3]), 6) is None
+    assert lm.tail_period(torch.zeros(10, dtype=torch.int64), 4) == 1
+    prompts, texts = torch.arange(12).reshape(2, 6), torch.full((2, 3), 7)
+    out = lm.with_context(prompts, texts, 4)
+    assert [s.tolist() for s in out] == [[2, 3, 4, 5, 7, 7, 7], [8, 9, 10, 11, 7, 7, 7]]
+    with pytest.raises(ValueError, match="window"):
+        lm.distinct_pairs(torch.arange(4), 4)
+    with pytest.raises(ValueError, match="span"):
+        lm.tail_period(torch.arange(3), 6)
+    with pytest.raises(ValueError, match="one prompt"):
+        lm.with_context(prompts[:1], texts, 4)
+
+
+# --- where the benchmark tables live -------------------------------------------------------------------
+
+
+def test_benchmark_results_dir_is_found_from_the_book_sources_not_the_working_directory(tmp_path, monkeypatch):
+    """From the repository's book/ (the chapter's default) the search finds benchmarks/results beside
+    benchmarks/sampler_speed.py, whatever the working directory; outside a repository it finds nothing; a stored
+    CUDA table is seen (the chapter's "no GPU yet" guard can fail)."""
+    monkeypatch.chdir(tmp_path)
+    assert lm.benchmark_results_dir(ROOT / "book") == ROOT / "benchmarks" / "results"
+    assert lm.benchmark_results_dir() == ROOT / "benchmarks" / "results"  # editable install: the repo's book/
+    assert lm.benchmark_results_dir(tmp_path) is None
+    fake = tmp_path / "repo"
+    (fake / "book").mkdir(parents=True)
+    (fake / "benchmarks" / "results").mkdir(parents=True)
+    (fake / "benchmarks" / "sampler_speed.py").write_text("")
+    (fake / "benchmarks" / "results" / "sampler_speed-1.json").write_text('{"device": "cuda:0", "date": "1"}')
+    found = lm.benchmark_results_dir(fake / "book")
+    assert found == fake / "benchmarks" / "results"
+    assert [t["device"] for t in lm.stored_benchmarks(found)] == ["cuda:0"]
+
+
+# --- the temperature slider ----------------------------------------------------------------------------
+
+
+def test_temperature_figure_slider_steps_are_the_tempered_softmax():
+    from gumbel_book.figures import language_models as fig
+
+    logits = torch.tensor([2.0, 0.5, -1.0, 1.0, 0.0])
+    temps = (0.5, 1.0, 2.0)
+    figure = fig.temperature_figure(logits, "abcde", temps, active=2.0, top=4)
+    (slider,) = figure.layout.sliders
+    assert [s.label for s in slider.steps] == ["0.5", "1", "2"] and slider.active == 2
+    order = logits.argsort(descending=True)[:4]
+    for step, t in zip(slider.steps, temps, strict=True):
+        expected = torch.softmax(logits.double() / t, -1)[order].tolist()
+        assert list(step.args[1]) == [1] and step.args[0]["y"][0] == pytest.approx(expected, abs=1e-5)
+    assert list(figure.data[1].y) == list(slider.steps[2].args[0]["y"][0])  # the page starts at the active step
+    assert list(figure.data[0].y) == pytest.approx(torch.softmax(logits.double(), -1)[order].tolist(), abs=1e-5)
+    assert list(figure.data[0].x) == ["a", "d", "b", "e"]
+    with pytest.raises(ValueError, match="temperatures"):
+        fig.temperature_figure(logits, "abcde", ())
+
+
+def test_h200_constants_make_the_issue_rate():
+    assert lm.H200_ISSUE_RATE == lm.H200_SMS * lm.H200_SCHEDULERS * 32 * lm.H200_CLOCK_HZ

@@ -24,19 +24,26 @@ from gumbel_book.estimators import (
 )
 from gumbel_book.exercises.straight_through import check_straight_through_layer, exact_mean
 from gumbel_book.figures.straight_through import (
+    BIAS_GROUPS,
     bias_figure,
+    bias_table_html,
     cosine_figure,
     edge_figure,
     edge_profile,
     lab_table_html,
     race_figure,
+    race_table_html,
+    ratio_table_html,
 )
 from gumbel_book.labs.straight_through import (
+    NOISY_AT_LOW_TAU,
     bias_against_tau,
     lab_table,
     optimization_race,
+    race_summary,
     run_lab,
     toy_problems,
+    variance_ratio,
     zero_temperature_limit,
 )
 from gumbel_book.straight_through import straight_through_softmax
@@ -111,7 +118,9 @@ def test_lab_shapes_and_ranges(small_lab):
         assert list(result.bias[p]) == list(ESTIMATORS)
         for e in ESTIMATORS:
             assert result.bias[p][e].shape == (3,) and result.bias_se[p][e].shape == (3,)
+            assert result.variance[p][e].shape == (3,) and result.variance_se[p][e].shape == (3,)
             assert result.std[p][e].shape == (3, 3) and result.cosine[p][e].shape == (3, 3)
+            assert result.cosine_se[p][e].shape == (3, 3) and bool((result.cosine_se[p][e] >= 0).all())
             assert bool((result.cosine[p][e].abs() <= 1 + 1e-12).all())
             assert bool((result.bias[p][e] >= 0).all()) and bool((result.std[p][e] >= 0).all())
             if e in TAU_FREE:
@@ -131,6 +140,32 @@ def test_lab_measurements_agree_with_theory(small_lab):
     for e in ("reinforce", "st_gumbel_softmax", "reinmax", "gumbel_rao"):
         ratio = result.std["target"][e][:, 0] / result.std["target"][e][:, 2]
         assert bool(((ratio > 2.8) & (ratio < 5.7)).all()), (e, ratio)
+
+
+def test_single_sample_variance_matches_the_spread_of_n_sample_estimates(small_lab):
+    """Var of one sample / n is the variance of an n-sample mean: the two measurements agree within their
+    sampling error (64 repeats: relative error of a variance about sqrt(2 / 63) = 18%, so a 60% band is 3.3
+    errors); plain ST on the linear problem has no variance at all."""
+    result = small_lab
+    assert result.samples == 64 * 32
+    for p in result.bias:
+        for e in ("reinforce", "st_gumbel_softmax", "gumbel_rao"):
+            for j, n in enumerate(result.ns):
+                ratio = result.std[p][e][:, j] ** 2 * n / result.variance[p][e]
+                assert bool(((ratio > 0.4) & (ratio < 1.6)).all()), (p, e, n, ratio)
+    assert float(result.variance["linear"]["straight_through"].max()) < 1e-20
+
+
+def test_variance_ratio_and_its_error(small_lab):
+    ratio, se = variance_ratio(small_lab, "target")
+    va, vb = small_lab.variance["target"]["gumbel_rao"], small_lab.variance["target"]["st_gumbel_softmax"]
+    assert torch.allclose(ratio, va / vb)
+    assert bool((se > 0).all()) and bool((se < 0.5 * ratio).all())
+    # Rao-Blackwellisation: Gumbel-Rao's variance is below ST-GS's, by far more than the error at tau = 0.5
+    assert float(ratio[0] + 4 * se[0]) < 1
+    same, same_se = variance_ratio(small_lab, "target", "reinmax", "reinmax")
+    v, sv = small_lab.variance["target"]["reinmax"], small_lab.variance_se["target"]["reinmax"]
+    assert torch.equal(same, torch.ones(3)) and torch.allclose(same_se, 2**0.5 * sv / v)
 
 
 def test_reinforce_cosine_grows_with_samples(small_lab):
@@ -232,11 +267,14 @@ def test_sweep_shapes_counts_and_tau_free_rows(small_sweep):
     assert sw.taus == [0.02, 0.2, 1.0] and list(sw.bias) == ["linear", "target"]
     assert sw.n_samples["st_gumbel_softmax"] == [50_000, 5000, 1000]
     assert sw.n_samples["gumbel_rao"] == [10_000, 1000, 800]
-    assert sw.n_samples["reinforce"] == [50_000] * 3
+    assert sw.n_samples["reinforce"] == [800] * 3 and sw.n_samples["reinmax"] == [800] * 3
+    assert set(NOISY_AT_LOW_TAU) == {e for e in ESTIMATORS if sw.n_samples[e][0] > 800}
+    assert (sw.budget, sw.rao_budget, sw.min_samples, sw.mc_samples) == (1000.0, 200.0, 800, 10)
     for p in sw.bias:
         for e in ESTIMATORS:
             for d in (sw.bias, sw.noise, sw.to_limit):
                 assert d[p][e].shape == (3,) and bool((d[p][e] >= 0).all())
+            assert sw.mean[p][e].shape == (3, 8)
             if e in TAU_FREE:
                 assert torch.equal(sw.bias[p][e], sw.bias[p][e][:1].expand(3))
     assert sw.limit_bias["linear"] < 1e-12 and abs(sw.limit_bias["target"] - 1.0) < 0.1
@@ -253,6 +291,21 @@ def test_sweep_shows_what_happens_as_tau_falls(small_sweep):
         assert float(sw.to_limit["target"][e][0]) < 3 * float(s[e][0])
     for e in ("reinforce", "reinforce_baseline"):
         assert bool((b[e] < 3 * s[e]).all())
+
+
+def test_sweep_means_are_the_measured_means(small_sweep):
+    """``mean`` is the relative mean gradient: its distance to the exact gradient is the bias; Gumbel-Rao's and
+    ST-GS's means agree within noise (Rao-Blackwellisation), ReinMax's at small tau does not (negative control)."""
+    sw = small_sweep
+    for p in sw.bias:
+        g = exact_grad(PROBLEMS[p].logits, PROBLEMS[p].f)
+        for e in ESTIMATORS:
+            assert torch.allclose((sw.mean[p][e] - g / g.norm()).norm(dim=1), sw.bias[p][e], atol=1e-12)
+    noise = (sw.noise["target"]["gumbel_rao"] ** 2 + sw.noise["target"]["st_gumbel_softmax"] ** 2).sqrt()
+    gap = (sw.mean["target"]["gumbel_rao"] - sw.mean["target"]["st_gumbel_softmax"]).norm(dim=1)
+    assert bool((gap < 4 * noise).all())
+    other = (sw.mean["target"]["reinmax"] - sw.mean["target"]["st_gumbel_softmax"]).norm(dim=1)
+    assert float(other[0]) > 4 * float(noise[0])
 
 
 def test_sweep_bad_arguments():
@@ -285,6 +338,35 @@ def test_bias_figure_data(small_sweep):
     limit = fig.data[2 * len(names)]
     assert list(limit.y) == [sw.limit_bias["linear"]] * 2
     assert fig.layout.height > 0
+    # the bands are polygons drawn as lines only: no marker at any vertex
+    bands = [trace for trace in fig.data if trace.fill == "toself"]
+    assert len(bands) == len(sw.bias) * len(names) and all(b.mode == "lines" for b in bands)
+    # readable log ticks: a few decades, labelled plainly
+    assert list(fig.layout.xaxis.tickvals) == [0.1, 1.0] and list(fig.layout.xaxis.ticktext) == ["0.1", "1"]
+
+
+def test_bias_figure_buttons_show_one_group_at_a_time(small_sweep):
+    """The first group is what the page shows before any click, through the same rule as its button."""
+    fig = bias_figure(small_sweep)
+    (menu,) = fig.layout.updatemenus
+    assert [b.label for b in menu.buttons] == list(BIAS_GROUPS)
+    first = [bool(trace.visible) for trace in fig.data]
+    assert first == list(menu.buttons[0].args[0]["visible"])
+    for button, group in zip(menu.buttons, BIAS_GROUPS.values(), strict=True):
+        shown = [t for t, v in zip(fig.data, button.args[0]["visible"], strict=True) if v]
+        lines = {t.legendgroup for t in shown if t.fill != "toself" and t.legendgroup != "limit"}
+        assert lines == set(group) and len(group) <= 3
+        assert all(sum(1 for t in shown if t.legendgroup == e) == 2 * len(small_sweep.bias) for e in group)
+    assert sum(len(g) for g in BIAS_GROUPS.values()) == len(ESTIMATORS)
+
+
+def test_bias_and_ratio_tables(small_sweep, small_lab):
+    table = bias_table_html(small_sweep, "target", "caption")
+    b = small_sweep.bias["target"]["gumbel_rao"]
+    assert table.count("<tr>") == 1 + len(ESTIMATORS) and f"{float(b[0]):.2f}" in table and "caption" in table
+    ratios = {small_lab.titles[p]: variance_ratio(small_lab, p) for p in small_lab.bias}
+    table = ratio_table_html(small_lab.taus, ratios)
+    assert table.count("<tr>") == 1 + len(ratios) and f"{float(ratios['linear, K = 8'][0][0]):.2f}" in table
 
 
 def test_cosine_figure_slider_data(small_lab):
@@ -348,6 +430,14 @@ def test_optimization_race():
     assert float(curves["reinforce_baseline"][:, -1].mean()) < start
     fig = race_figure(curves, optimum=0.0)
     assert len(fig.data) == 3 and list(fig.data[2].y) == curves["exact"].mean(0).clamp(min=1e-12).tolist()
+    summary = race_summary(curves)
+    assert list(summary) == sorted(summary, key=lambda k: summary[k][0])
+    m, se = summary["reinforce_baseline"]
+    final = curves["reinforce_baseline"][:, -1]
+    assert m == pytest.approx(float(final.mean())) and se == pytest.approx(float(final.std()) / 2**0.5)
+    assert summary["exact"][1] == 0.0  # the exact gradient has no randomness: every seed runs the same
+    table = race_table_html(summary, "caption")
+    assert table.count("<tr>") == 4 and "exact gradient" in table and f"{m:.4f}" in table
     with pytest.raises(ValueError, match="steps"):
         optimization_race(p, steps=0)
     with pytest.raises(ValueError, match="lr"):

@@ -57,38 +57,70 @@ def _band_color(name: str, alpha: float = 0.18) -> str:
     return f"rgba({int(h[0:2], 16)}, {int(h[2:4], 16)}, {int(h[4:6], 16)}, {alpha})"
 
 
-def bias_figure(sweep: TauSweep, band: float = 2.0) -> go.Figure:
+#: The bias figure's estimator groups: one group's lines at a time, chosen with the buttons above the panels.
+BIAS_GROUPS: dict[str, tuple[str, ...]] = {
+    "Gumbel-Softmax, ST-GS, Gumbel-Rao": ("gumbel_softmax", "st_gumbel_softmax", "gumbel_rao"),
+    "plain ST and ReinMax": ("straight_through", "reinmax"),
+    "REINFORCE": ("reinforce", "reinforce_baseline"),
+}
+
+#: :func:`lab_table_html` greys out a bias within this many noise levels of 0.
+UNBIASED_WITHIN = 3
+
+#: The width of the bias figure's bands, in noise levels either side of the measured bias.
+BAND = 2.0
+
+LIMIT_NAME = "limit"
+"""The name of the dashed line of the tau -> 0 limit of ST-GS and Gumbel-Rao in :func:`bias_figure`."""
+
+
+def _band(name: str, x: list[float], y: torch.Tensor, half: torch.Tensor, band: float) -> go.Scatter:
+    """The filled band ``y +- half`` of one estimator: a polygon drawn as lines only, so no vertex gets a marker."""
+    upper, lower = (y + half).tolist(), (y - half).clamp(min=0.0).tolist()
+    return go.Scatter(
+        x=x + x[::-1],
+        y=upper + lower[::-1],
+        mode="lines",
+        fill="toself",
+        fillcolor=_band_color(name),
+        line={"width": 0, "color": _band_color(name)},
+        hoverinfo="skip",
+        legendgroup=name,
+        showlegend=False,
+        name=f"{LABELS[name]} ± {band:g} noise levels",
+    )
+
+
+def _visible(owners: list[str], group: tuple[str, ...]) -> list[bool]:
+    """Which traces a group shows: its estimators' lines and bands, and the limit line with the Gumbel group
+    and with ReinMax (whose mean at tau = 1 the limit is)."""
+    shows_limit = any(e in group for e in ("st_gumbel_softmax", "gumbel_rao", "reinmax"))
+    return [owner in group or (owner == LIMIT_NAME and shows_limit) for owner in owners]
+
+
+def bias_figure(sweep: TauSweep, band: float = BAND, groups: dict[str, tuple[str, ...]] | None = None) -> go.Figure:
     """Relative bias against tau, one panel per problem: a line per estimator with a band of ``band`` noise levels,
-    and the exact relative bias of the tau -> 0 limit of ST-Gumbel-Softmax and Gumbel-Rao as a dashed line."""
+    and the exact relative bias of the tau -> 0 limit of ST-Gumbel-Softmax and Gumbel-Rao as a dashed line.
+
+    Buttons choose which group of estimators (``groups``, by default :data:`BIAS_GROUPS`) the panels show; the
+    first group is shown at first, through the same visibility rule the buttons use.
+    """
+    groups = BIAS_GROUPS if groups is None else groups
     problems = list(sweep.bias)
     fig = make_subplots(
-        rows=1, cols=len(problems), subplot_titles=[sweep.titles[p] for p in problems], horizontal_spacing=0.07
+        rows=1, cols=len(problems), subplot_titles=[sweep.titles[p] for p in problems], horizontal_spacing=0.08
     )
     fig.update_layout(**base_layout("Relative bias against the temperature", height=520))
     x = list(sweep.taus)
+    owners: list[str] = []  # the estimator (or the limit) each trace belongs to, in trace order
     for k, p in enumerate(problems):
         col = k + 1
         for name in sweep.bias[p]:
-            y = sweep.bias[p][name]
-            half = band * sweep.noise[p][name]
-            upper, lower = (y + half).tolist(), (y - half).clamp(min=0.0).tolist()
-            fig.add_trace(
-                go.Scatter(
-                    x=x + x[::-1],
-                    y=upper + lower[::-1],
-                    fill="toself",
-                    fillcolor=_band_color(name),
-                    line={"width": 0},
-                    hoverinfo="skip",
-                    legendgroup=name,
-                    showlegend=False,
-                    name=f"{LABELS[name]} ± {band:g} noise levels",
-                ),
-                row=1,
-                col=col,
-            )
+            y, half = sweep.bias[p][name], band * sweep.noise[p][name]
+            fig.add_trace(_band(name, x, y, half, band), row=1, col=col)
             hover = "<br>τ = %{x}<br>bias = %{y:.3f} ± %{customdata:.3f}"
             fig.add_trace(_estimator_line(name, x, y.tolist(), k == 0, hover, customdata=half.tolist()), row=1, col=col)
+            owners += [name, name]
         fig.add_trace(
             go.Scatter(
                 x=[x[0], x[-1]],
@@ -96,17 +128,60 @@ def bias_figure(sweep: TauSweep, band: float = 2.0) -> go.Figure:
                 mode="lines",
                 line={"color": "#000000", "dash": "dash", "width": 1.5},
                 name="τ → 0 limit of ST-GS and Gumbel-Rao (= ReinMax at τ = 1 in expectation)",
-                legendgroup="limit",
+                legendgroup=LIMIT_NAME,
                 showlegend=k == 0,
                 hovertemplate="τ → 0 limit of ST-GS: bias %{y:.3f}<extra></extra>",
             ),
             row=1,
             col=col,
         )
-        fig.update_xaxes(type="log", title_text="τ", row=1, col=col)
+        owners.append(LIMIT_NAME)
+        ticks = [t for t in (0.01, 0.1, 1.0, 10.0) if min(x) <= t <= max(x)]
+        fig.update_xaxes(type="log", tickvals=ticks, ticktext=[f"{t:g}" for t in ticks], title_text="τ", row=1, col=col)
         fig.update_yaxes(rangemode="tozero", title_text="relative bias" if col == 1 else None, row=1, col=col)
-    fig.update_layout(legend={"orientation": "h", "y": -0.2, "x": 0}, margin={"b": 150})
+    first = next(iter(groups.values()))
+    for trace, shown in zip(fig.data, _visible(owners, first), strict=True):
+        trace.visible = shown
+    buttons = [
+        {"label": label, "method": "restyle", "args": [{"visible": _visible(owners, group)}]}
+        for label, group in groups.items()
+    ]
+    fig.update_layout(
+        updatemenus=[
+            {
+                "type": "buttons",
+                "direction": "right",
+                "buttons": buttons,
+                "x": 0,
+                "xanchor": "left",
+                "y": 1.12,
+                "yanchor": "bottom",
+            }
+        ],
+        legend={"orientation": "h", "y": -0.22, "x": 0},
+        margin={"t": 140, "b": 130},
+    )
     return fig
+
+
+def bias_table_html(sweep: TauSweep, problem: str, caption: str = "") -> str:
+    """The numbers behind one panel of :func:`bias_figure`: relative bias and noise level per estimator and tau."""
+    head = "".join(f"<th>{t:g}</th>" for t in sweep.taus)
+    body = []
+    for name in sweep.bias[problem]:
+        cells = "".join(
+            f"<td>{b:.2f}<br><small>±{s:.2f}</small></td>"
+            for b, s in zip(sweep.bias[problem][name].tolist(), sweep.noise[problem][name].tolist(), strict=True)
+        )
+        body.append(f"<tr><td>{html.escape(LABELS[name])}</td>{cells}</tr>")
+    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    return (
+        '<div style="overflow-x:auto"><table class="table" style="font-size:0.8em">'
+        + cap
+        + f"<thead><tr><th>τ =</th>{head}</tr></thead><tbody>"
+        + "".join(body)
+        + "</tbody></table></div>"
+    )
 
 
 def cosine_figure(result: LabResult, active_tau: float = 1.0) -> go.Figure:
@@ -164,16 +239,44 @@ def race_figure(curves: dict[str, torch.Tensor], optimum: float, title: str = "O
     return fig
 
 
+def race_table_html(summary: dict[str, tuple[float, float]], caption: str = "") -> str:
+    """:func:`gumbel_book.labs.straight_through.race_summary` as a small HTML table: final loss and standard error."""
+    body = "".join(
+        f"<tr><td>{html.escape(LABELS.get(name, 'exact gradient'))}</td><td>{m:.4f}</td><td>{se:.4f}</td></tr>"
+        for name, (m, se) in summary.items()
+    )
+    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    head = "<tr><th>gradient</th><th>final E[f(z)]</th><th>standard error</th></tr>"
+    return f'<table class="table" style="font-size:0.9em">{cap}<thead>{head}</thead><tbody>{body}</tbody></table>'
+
+
+def ratio_table_html(taus: list[float], ratios: dict[str, tuple[torch.Tensor, torch.Tensor]], caption: str = "") -> str:
+    """Variance ratios per problem (rows) and tau (columns), each with its standard error: a small HTML table."""
+    head = "".join(f"<th>{t:g}</th>" for t in taus)
+    body = []
+    for title, (ratio, se) in ratios.items():
+        cells = "".join(
+            f"<td>{r:.2f}<br><small>±{s:.2f}</small></td>" for r, s in zip(ratio.tolist(), se.tolist(), strict=True)
+        )
+        body.append(f"<tr><td>{html.escape(title)}</td>{cells}</tr>")
+    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    return (
+        f'<table class="table" style="font-size:0.85em">{cap}<thead><tr><th>τ =</th>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table>"
+    )
+
+
 def lab_table_html(result: LabResult, rows: list[dict[str, object]], caption: str = "") -> str:
     """The rows of :func:`gumbel_book.labs.straight_through.lab_table` as an HTML table, one block of rows per problem.
 
-    A bias within 3 noise levels of 0 is shown in grey italics: it is consistent with an unbiased estimator.
+    A bias within :data:`UNBIASED_WITHIN` noise levels of 0 is shown in grey italics: it is consistent with an
+    unbiased estimator.
     """
     body = []
     for p in result.bias:
         for i, row in enumerate(rows):
             bias, se = row[(p, "bias")], row[(p, "bias_se")]
-            style = ' style="color:#888;font-style:italic"' if bias <= 3 * se else ""
+            style = ' style="color:#888;font-style:italic"' if bias <= UNBIASED_WITHIN * se else ""
             first = f'<th rowspan="{len(rows)}">{html.escape(result.titles[p])}</th>' if i == 0 else ""
             body.append(
                 f"<tr>{first}<td>{html.escape(str(row['estimator']))}</td><td{style}>{bias:.3f}</td>"

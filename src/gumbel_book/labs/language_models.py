@@ -27,12 +27,16 @@ __all__ = [
     "CharLM",
     "book_corpus",
     "chapter_text",
+    "distinct_pairs",
+    "with_context",
     "exponential_race",
     "generate",
     "UNFUSED_GUMBEL_MAX",
     "keyed_uniforms",
+    "benchmark_results_dir",
     "median_ms",
     "stored_benchmarks",
+    "tail_period",
     "top_k_logits",
     "top_p_logits",
     "train_char_lm",
@@ -41,6 +45,9 @@ __all__ = [
 ]
 
 _FENCE = re.compile(r"^(```|~~~|:::)")
+
+WATERMARK_WINDOW = 4
+"""How many previous characters the watermark's key reads: the context of :func:`keyed_uniforms`."""
 _MASK32 = 0xFFFFFFFF
 
 
@@ -124,13 +131,29 @@ def train_char_lm(
 
 
 def exponential_race(
-    logits: torch.Tensor, temperature: float = 1.0, *, generator: torch.Generator | None = None
+    logits: torch.Tensor,
+    temperature: float = 1.0,
+    *,
+    generator: torch.Generator | None = None,
+    noise: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Sample from softmax(logits / temperature) along the last dim as ``argmax_i p_i / E_i``, E_i ~ Exp(1)."""
+    """Sample from softmax(logits / temperature) along the last dim as ``argmax_i p_i / E_i``, E_i ~ Exp(1).
+
+    The ``E_i`` are drawn from ``generator``, or given as ``noise`` (positive, shaped like ``logits``) to run
+    the race on chosen clocks, for instance the same ones as a Gumbel-max draw.
+    """
     check_logits(logits, -1)
     temperature = check_tau(temperature, "temperature")
     probs = torch.softmax(logits.double() / temperature, dim=-1)
-    e = torch.empty_like(probs).exponential_(generator=generator)
+    if noise is None:
+        e = torch.empty_like(probs).exponential_(generator=generator)
+    else:
+        if not isinstance(noise, torch.Tensor) or noise.shape != logits.shape:
+            shape = tuple(noise.shape) if isinstance(noise, torch.Tensor) else type(noise).__name__
+            raise ValueError(f"noise must be a tensor shaped like logits {tuple(logits.shape)}, got {shape}")
+        if not bool((noise > 0).all()):
+            raise ValueError("noise must hold positive Exp(1) draws; some are <= 0 or NaN")
+        e = noise.double()
     return (probs / e).argmax(dim=-1)
 
 
@@ -188,7 +211,8 @@ def generate(
     temperature: float = 1.0,
     *,
     key: int | None = None,
-    window: int = 4,
+    window: int = WATERMARK_WINDOW,
+    skip_seen_contexts: bool = False,
     top_k: int | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
@@ -197,10 +221,18 @@ def generate(
     Each step is a Gumbel-max draw from softmax(logits / temperature), optionally truncated to the top
     ``top_k``. With a ``key`` the Gumbel noise is keyed, ``-log(-log r)`` with ``r`` the keyed uniforms of
     the last ``window`` characters: Aaronson's watermark, the exponential race ``argmax p_i / (-log r_i)``.
+
+    The keyed draw is a fixed function of the model's context and the last ``window`` characters, so a text
+    that comes back to a context it has seen repeats itself from there on, forever. With
+    ``skip_seen_contexts`` a row whose last ``window`` characters already chose a keyed token earlier in the
+    same text draws this token with ordinary noise from ``generator`` instead (Hu et al. 2023's context code
+    history): every watermarked context is scored once, and no loop can lock in.
     """
     steps = check_int(steps, "steps")
     temperature = check_tau(temperature, "temperature")
+    window = check_int(window, "window")
     ids = prompts.clone()
+    seen: list[set[tuple[int, ...]]] = [set() for _ in range(ids.shape[0])]
     with torch.no_grad():
         for _ in range(steps):
             logits = model(ids[:, -model.context :]).double() / temperature
@@ -211,8 +243,65 @@ def generate(
             else:
                 r = keyed_uniforms(key, ids[:, -window:], logits.shape[-1])
                 nxt = (logits - torch.log(-torch.log(r))).argmax(dim=-1)
+                if skip_seen_contexts:
+                    nxt = _skip_seen(nxt, logits, ids[:, -window:], seen, generator)
             ids = torch.cat([ids, nxt[:, None]], dim=1)
     return ids[:, prompts.shape[1] :]
+
+
+def _skip_seen(
+    keyed: torch.Tensor,
+    logits: torch.Tensor,
+    contexts: torch.Tensor,
+    seen: list[set[tuple[int, ...]]],
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """``keyed``, except in the rows whose context is in ``seen`` (one set per row), which get an unkeyed draw;
+    every row's context is then added to its set."""
+    rows = [tuple(c) for c in contexts.tolist()]
+    repeat = torch.tensor([c in s for c, s in zip(rows, seen, strict=True)])
+    for c, s in zip(rows, seen, strict=True):
+        s.add(c)
+    free = gumbel_max(logits, generator=generator)  # drawn every step, so the stream does not depend on repeats
+    return torch.where(repeat, free, keyed)
+
+
+def with_context(prompts: torch.Tensor, texts: torch.Tensor, window: int = WATERMARK_WINDOW) -> list[torch.Tensor]:
+    """Each generated text (rows of ``texts``) behind the last ``window`` ids of its prompt: the sequences the
+    watermark detector and :func:`distinct_pairs` read, whose first ``window`` ids are context only."""
+    window = check_int(window, "window")
+    if prompts.shape[0] != texts.shape[0] or prompts.shape[1] < window:
+        raise ValueError(
+            f"need one prompt of at least window={window} ids per text, got prompts {tuple(prompts.shape)} "
+            f"and texts {tuple(texts.shape)}"
+        )
+    return [torch.cat([p[-window:], t]) for p, t in zip(prompts, texts, strict=True)]
+
+
+def distinct_pairs(tokens: torch.Tensor, window: int = WATERMARK_WINDOW) -> int:
+    """The number of distinct (context, token) pairs of a sequence, the context being the ``window`` tokens
+    before each token (the first ``window`` tokens only serve as context). A sampled text of n tokens has close
+    to n; a text that loops has as many as its loop and the way into it."""
+    window = check_int(window, "window")
+    tokens = torch.as_tensor(tokens, dtype=torch.int64).flatten()
+    if tokens.numel() <= window:
+        raise ValueError(f"need more than window={window} tokens, got {tokens.numel()}")
+    rows = tokens.unfold(0, window + 1, 1).tolist()
+    return len({tuple(r) for r in rows})
+
+
+def tail_period(tokens: torch.Tensor, span: int) -> int | None:
+    """The smallest period p <= span // 2 of the last ``span`` tokens (``t[i] == t[i - p]`` throughout them),
+    or None: a text whose keyed draws have locked into a loop has one."""
+    span = check_int(span, "span", 2)
+    tokens = torch.as_tensor(tokens, dtype=torch.int64).flatten()
+    if tokens.numel() < span:
+        raise ValueError(f"need at least span={span} tokens, got {tokens.numel()}")
+    tail = tokens[-span:]
+    for p in range(1, span // 2 + 1):
+        if torch.equal(tail[p:], tail[:-p]):
+            return p
+    return None
 
 
 def _log1mexp(a: torch.Tensor) -> torch.Tensor:
@@ -257,7 +346,9 @@ def stochastic_beam_search(
     return seqs[:, -steps:], log_p, keys
 
 
-def watermark_score(tokens: torch.Tensor, key: int, vocab_size: int, window: int = 4) -> tuple[float, int]:
+def watermark_score(
+    tokens: torch.Tensor, key: int, vocab_size: int, window: int = WATERMARK_WINDOW
+) -> tuple[float, int]:
     """Aaronson's score ``sum_t -log(1 - r_t(x_t))`` of a token sequence, and the number of terms it sums.
 
     ``tokens`` includes at least ``window`` tokens of prompt before the scored ones; a (context, token)
@@ -279,7 +370,7 @@ def watermark_score(tokens: torch.Tensor, key: int, vocab_size: int, window: int
     return float(-torch.log1p(-r).sum()), len(keep)
 
 
-def watermark_pvalue(tokens: torch.Tensor, key: int, vocab_size: int, window: int = 4) -> float:
+def watermark_pvalue(tokens: torch.Tensor, key: int, vocab_size: int, window: int = WATERMARK_WINDOW) -> float:
     """P-value of the watermark test: the chance that unkeyed text scores this high (the score is Gamma(n, 1))."""
     score, n = watermark_score(tokens, key, vocab_size, window)
     return float(stats.gamma.sf(score, n))
@@ -297,7 +388,11 @@ UNFUSED_GUMBEL_MAX = (
 )
 
 
-def median_ms(fn: Callable[[], object], repeats: int = 7) -> float:
+#: How many timed calls :func:`median_ms` takes the median of.
+TIMING_REPEATS = 7
+
+
+def median_ms(fn: Callable[[], object], repeats: int = TIMING_REPEATS) -> float:
     """Median wall time of ``fn()`` in milliseconds over ``repeats`` calls, after one warm-up call (CPU)."""
     fn()
     times = []
@@ -314,12 +409,37 @@ def stored_benchmarks(results_dir: str | Path) -> list[dict]:
     return sorted(tables, key=lambda t: t.get("date", ""))
 
 
+#: The benchmark script whose ``--save`` writes the tables :func:`stored_benchmarks` reads, relative to the root of
+#: the repository; the tables go to the ``results`` folder beside it.
+BENCHMARK_SCRIPT = Path("benchmarks") / "sampler_speed.py"
+
+
+def benchmark_results_dir(start: str | Path | None = None) -> Path | None:
+    """``benchmarks/results`` of the repository that holds the book's sources, or None outside one.
+
+    The search goes upward from ``start`` (by default the chapter sources, :func:`gumbel_book.notebook.book_sources`)
+    to the first folder holding :data:`BENCHMARK_SCRIPT`, so it does not depend on the working directory. The
+    results folder itself may not exist yet: the script creates it when it first saves a table.
+    """
+    from ..notebook import book_sources
+
+    here = (book_sources() if start is None else Path(start)).resolve()
+    for folder in (here, *here.parents):
+        if (folder / BENCHMARK_SCRIPT).is_file():
+            return folder / BENCHMARK_SCRIPT.parent / "results"
+    return None
+
+
 #: The static analysis of the fused kernels compiled for sm_90, shipped with the package (tests keep it current).
 KERNEL_STATIC = "static_sm90.json"
 
-#: An H100/H200 issues 132 SMs x 4 schedulers x 32 lanes instructions per clock at 1.98 GHz (NVIDIA's H100 whitepaper:
-#: 67 TFLOPS FP32 from 16,896 lanes); an H200 streams 4.8 TB/s (its datasheet).
-H200_ISSUE_RATE = 132 * 4 * 32 * 1.98e9
+#: An H100/H200 has 132 SMs, each issuing one warp instruction (32 lanes) per clock from each of its 4 schedulers,
+#: at a boost clock of 1.98 GHz (NVIDIA's H100 whitepaper: 67 TFLOPS FP32 from 16,896 lanes); an H200 streams
+#: 4.8 TB/s (its datasheet).
+H200_SMS = 132
+H200_SCHEDULERS = 4
+H200_CLOCK_HZ = 1.98e9
+H200_ISSUE_RATE = H200_SMS * H200_SCHEDULERS * 32 * H200_CLOCK_HZ
 H200_BANDWIDTH = 4.8e12
 
 

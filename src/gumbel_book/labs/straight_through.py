@@ -45,6 +45,9 @@ from ..validation import (
 Table = dict[str, dict[str, torch.Tensor]]
 """Measurements indexed ``[problem][estimator]``."""
 
+MC_SAMPLES = 10
+"""Gumbel-Rao's conditional draws per sample (``mc_samples``) wherever the lab does not say otherwise."""
+
 
 # --------------------------------------------------------------------------------------------- toy problems
 
@@ -101,9 +104,12 @@ class LabResult:
 
     ``bias[p][e]`` has shape ``[T]``: the relative bias ``||E g_hat - g|| / ||g||`` estimated from all
     ``repeats * max(ns)`` single-sample estimates, and ``bias_se`` its Monte Carlo noise level (the relative
-    standard error of that mean; an unbiased estimator shows a bias of about this size). ``std`` and
-    ``cosine`` have shape ``[T, N]``: relative standard deviation ``sqrt(E||g_hat - E g_hat||^2) / ||g||`` and
-    mean cosine similarity to ``g`` of the n-sample estimate, for each ``tau`` in ``taus`` and ``n`` in ``ns``.
+    standard error of that mean; an unbiased estimator shows a bias of about this size). ``variance`` (shape
+    ``[T]``) is the total variance ``E||g_hat - E g_hat||^2 / ||g||^2`` of one single-sample estimate, from the
+    same samples, and ``variance_se`` its standard error (delta method on the squared deviations). ``std``,
+    ``cosine`` and ``cosine_se`` have shape ``[T, N]``: relative standard deviation
+    ``sqrt(E||g_hat - E g_hat||^2) / ||g||``, mean cosine similarity to ``g`` of the n-sample estimate and the
+    standard error of that mean over the repeats, for each ``tau`` in ``taus`` and ``n`` in ``ns``.
     """
 
     taus: list[float]
@@ -112,14 +118,23 @@ class LabResult:
     titles: dict[str, str]
     bias: Table
     bias_se: Table
+    variance: Table
+    variance_se: Table
     std: Table
     cosine: Table
+    cosine_se: Table
+
+    @property
+    def samples(self) -> int:
+        """The single-sample estimates behind each bias and variance: ``repeats * max(ns)``."""
+        return self.repeats * max(self.ns)
 
 
 def _measure(
     name: str, problem: ToyProblem, tau: float, ns: Sequence[int], repeats: int, mc_samples: int, gen: torch.Generator
-) -> tuple[float, float, list[float], list[float]]:
-    """One estimator at one temperature: relative bias, its noise level, and the std and cosine for each n."""
+) -> tuple[float, float, float, float, list[float], list[float], list[float]]:
+    """One estimator at one temperature: relative bias, its noise level, the single-sample variance and its
+    standard error, and the std, cosine and cosine standard error for each n."""
     g = exact_grad(problem.logits, problem.f)
     norm = g.norm()
     kw = {"tau": tau, "mc_samples": mc_samples, "generator": gen}
@@ -132,20 +147,24 @@ def _measure(
     flat = bias_from.reshape(-1, g.shape[0])
     bias = float((flat.mean(dim=0) - g).norm() / norm)
     bias_se = float((flat.var(dim=0).sum() / flat.shape[0]).sqrt() / norm)
-    stds, cosines = [], []
+    squared = (flat - flat.mean(dim=0)).pow(2).sum(dim=1) / norm**2  # [samples]: squared deviations
+    variance, variance_se = float(squared.mean()), float(squared.std() / math.sqrt(squared.shape[0]))
+    stds, cosines, cosine_ses = [], [], []
     for grads in per_n:
         est = grads.mean(dim=1)  # [repeats, K]
         stds.append(float((est - est.mean(dim=0)).pow(2).sum(dim=1).mean().sqrt() / norm))
-        cosines.append(float(torch.nn.functional.cosine_similarity(est, g.unsqueeze(0), dim=1).mean()))
-    return bias, bias_se, stds, cosines
+        cos = torch.nn.functional.cosine_similarity(est, g.unsqueeze(0), dim=1)
+        cosines.append(float(cos.mean()))
+        cosine_ses.append(float(cos.std() / math.sqrt(cos.shape[0])))
+    return bias, bias_se, variance, variance_se, stds, cosines, cosine_ses
 
 
 def _lab_problem(
     problem: ToyProblem, names: list[str], taus: list[float], ns: list[int], repeats: int, mc_samples: int, seed: int
 ) -> tuple[dict[str, torch.Tensor], ...]:
-    """:func:`run_lab` on one problem: bias, bias_se, std and cosine, each ``{estimator: tensor}``."""
+    """:func:`run_lab` on one problem: the seven :class:`LabResult` tables, each ``{estimator: tensor}``."""
     gen = torch.Generator(device=problem.logits.device).manual_seed(seed)
-    out: tuple[dict[str, torch.Tensor], ...] = ({}, {}, {}, {})
+    out: tuple[dict[str, torch.Tensor], ...] = ({}, {}, {}, {}, {}, {}, {})
     for name in names:
 
         def measure(i: int, tau: float, name: str = name) -> tuple:
@@ -163,7 +182,7 @@ def run_lab(
     repeats: int = 100,
     *,
     estimators: Sequence[str] = ESTIMATORS,
-    mc_samples: int = 10,
+    mc_samples: int = MC_SAMPLES,
     seed: int = 0,
 ) -> LabResult:
     """Measure every estimator on every problem for each ``tau`` and sample count ``n`` (``repeats`` times each).
@@ -178,9 +197,9 @@ def run_lab(
     per_problem = {
         p: _lab_problem(problem, names, taus, ns, repeats, mc_samples, seed) for p, problem in problems.items()
     }
-    bias, bias_se, std, cosine = ({p: t[k] for p, t in per_problem.items()} for k in range(4))
+    tables = [{p: t[k] for p, t in per_problem.items()} for k in range(7)]
     titles = {p: problems[p].title for p in problems}
-    return LabResult(taus, ns, repeats, titles, bias, bias_se, std, cosine)
+    return LabResult(taus, ns, repeats, titles, *tables)
 
 
 def lab_table(result: LabResult, tau: float, n: int) -> list[dict[str, object]]:
@@ -200,6 +219,17 @@ def lab_table(result: LabResult, tau: float, n: int) -> list[dict[str, object]]:
             row[(p, "cosine")] = float(result.cosine[p][name][i, j])
         rows.append(row)
     return rows
+
+
+def variance_ratio(
+    result: LabResult, problem: str, a: str = "gumbel_rao", b: str = "st_gumbel_softmax"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``Var[a] / Var[b]`` of single-sample estimates at each measured tau, and its standard error (delta method,
+    the two variances measured on independent samples), both shape ``[T]``."""
+    va, vb = result.variance[problem][a], result.variance[problem][b]
+    sa, sb = result.variance_se[problem][a], result.variance_se[problem][b]
+    ratio = va / vb
+    return ratio, ratio * ((sa / va) ** 2 + (sb / vb) ** 2).sqrt()
 
 
 # --------------------------------------------------------------------------------------------- tau -> 0
@@ -231,8 +261,10 @@ class TauSweep:
     ``bias[p][e]`` (shape ``[T]``) is ``||mean - g|| / ||g||`` over ``n_samples[e][t]`` single-sample estimates and
     ``noise[p][e]`` its Monte Carlo noise level ``sqrt(tr Cov / n) / ||g||``: by the triangle inequality the true
     relative bias differs from the measured one by at most the (relative) norm of the Monte Carlo error, whose
-    root mean square is the noise level. ``to_limit[p][e]`` is the relative distance of the mean to
-    :func:`zero_temperature_limit`, and ``limit_bias[p]`` that limit's relative bias (exact, no sampling).
+    root mean square is the noise level. ``mean[p][e]`` (shape ``[T, K]``) is the mean itself, divided by
+    ``||g||``, so that two estimators' means can be compared. ``to_limit[p][e]`` is the relative distance of the
+    mean to :func:`zero_temperature_limit`, and ``limit_bias[p]`` that limit's relative bias (exact, no sampling).
+    ``budget``, ``rao_budget``, ``min_samples`` and ``mc_samples`` are the settings the counts came from.
     """
 
     taus: list[float]
@@ -240,22 +272,40 @@ class TauSweep:
     n_samples: dict[str, list[int]]
     bias: Table
     noise: Table
+    mean: Table
     to_limit: Table
     limit_bias: dict[str, float]
+    budget: float
+    rao_budget: float
+    min_samples: int
+    mc_samples: int
+
+
+#: The estimators whose variance grows like 1/tau as tau falls: the sweep gives them samples in proportion.
+NOISY_AT_LOW_TAU = ("gumbel_softmax", "st_gumbel_softmax", "gumbel_rao")
+
+#: :func:`bias_against_tau`'s sample counts: ``max(SWEEP_MIN_SAMPLES, SWEEP_BUDGET / tau)`` for the relaxed and the
+#: straight-through Gumbel-Softmax, ``SWEEP_RAO_BUDGET / tau`` for Gumbel-Rao (each of its samples costs
+#: ``MC_SAMPLES`` softmaxes), and ``SWEEP_MIN_SAMPLES`` for the estimators whose variance does not grow.
+SWEEP_BUDGET = 5000.0
+SWEEP_RAO_BUDGET = 200.0
+SWEEP_MIN_SAMPLES = 5000
+SWEEP_TAUS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
 
 def _sweep_samples(name: str, tau: float, budget: float, rao_budget: float, min_samples: int) -> int:
-    """Samples for one point: the variance of the Gumbel estimators grows like 1/tau, so the count does too."""
+    """Samples for one point: the variance of the Gumbel estimators grows like 1/tau, so their count does too."""
+    if name not in NOISY_AT_LOW_TAU:
+        return min_samples
     b = rao_budget if name == "gumbel_rao" else budget
     return max(min_samples, math.ceil(b / tau))
 
 
 def _sweep_point(
     name: str, problem: ToyProblem, tau: float, n: int, limit: torch.Tensor, mc_samples: int, gen: torch.Generator
-) -> tuple[float, float, float]:
-    """Relative bias, noise level and distance to ``limit`` of the mean of about ``n`` single-sample estimates.
-
-    REINFORCE with a baseline draws leave-one-out groups of 8."""
+) -> tuple[float, float, list[float], float]:
+    """Relative bias, noise level, relative mean and distance to ``limit`` of the mean of about ``n`` single-sample
+    estimates. REINFORCE with a baseline draws leave-one-out groups of 8."""
     g = exact_grad(problem.logits, problem.f)
     norm = g.norm()
     group = 8 if name == "reinforce_baseline" else 1
@@ -264,44 +314,46 @@ def _sweep_point(
     ).reshape(-1, g.shape[0])
     mean = grads.mean(dim=0)
     se = (grads.var(dim=0).sum() / grads.shape[0]).sqrt() / norm
-    return float((mean - g).norm() / norm), float(se), float((mean - limit).norm() / norm)
+    relative = (mean / norm).cpu().tolist()
+    return float((mean - g).norm() / norm), float(se), relative, float((mean - limit).norm() / norm)
 
 
 def _sweep_problem(
     problem: ToyProblem, taus: list[float], counts: dict[str, list[int]], mc_samples: int, seed: int
-) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, torch.Tensor], float]:
-    """:func:`bias_against_tau` on one problem: bias, noise and distance to the limit per estimator, and the
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, torch.Tensor], float]:
+    """:func:`bias_against_tau` on one problem: bias, noise, mean and distance to the limit per estimator, and the
     limit's own relative bias."""
     gen = torch.Generator(device=problem.logits.device).manual_seed(seed)
     g = exact_grad(problem.logits, problem.f)
     limit = zero_temperature_limit(problem.logits, problem.f)
-    bias, noise, to_limit = {}, {}, {}
+    bias, noise, mean, to_limit = {}, {}, {}, {}
     for name in counts:
 
-        def measure(i: int, tau: float, name: str = name) -> tuple[float, float, float]:
+        def measure(i: int, tau: float, name: str = name) -> tuple[float, float, list[float], float]:
             return _sweep_point(name, problem, tau, counts[name][i], limit, mc_samples, gen)
 
-        bias[name], noise[name], to_limit[name] = _columns(_per_tau(name, taus, measure))
-    return bias, noise, to_limit, float((limit - g).norm() / g.norm())
+        bias[name], noise[name], mean[name], to_limit[name] = _columns(_per_tau(name, taus, measure))
+    return bias, noise, mean, to_limit, float((limit - g).norm() / g.norm())
 
 
 def bias_against_tau(
     problems: dict[str, ToyProblem] | None = None,
-    taus: Sequence[float] = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0),
+    taus: Sequence[float] = SWEEP_TAUS,
     *,
-    budget: float = 500.0,
-    rao_budget: float = 100.0,
-    min_samples: int = 2000,
+    budget: float = SWEEP_BUDGET,
+    rao_budget: float = SWEEP_RAO_BUDGET,
+    min_samples: int = SWEEP_MIN_SAMPLES,
     estimators: Sequence[str] = ESTIMATORS,
-    mc_samples: int = 10,
+    mc_samples: int = MC_SAMPLES,
     seed: int = 0,
 ) -> TauSweep:
     """Each estimator's relative bias against tau, down to small tau, with its noise level.
 
-    A point at temperature ``tau`` averages ``max(min_samples, budget / tau)`` single-sample estimates
-    (``rao_budget`` for Gumbel-Rao, whose samples cost ``mc_samples`` softmaxes each), so the noise level stays
-    roughly flat although the variance grows like 1/tau. Temperature-free estimators are measured once, with
-    the count of the smallest tau. REINFORCE with a baseline uses leave-one-out groups of 8.
+    A point at temperature ``tau`` of the relaxed or straight-through Gumbel-Softmax averages
+    ``max(min_samples, budget / tau)`` single-sample estimates (``rao_budget / tau`` for Gumbel-Rao, whose
+    samples cost ``mc_samples`` softmaxes each), so their noise level stays roughly flat although their variance
+    grows like 1/tau; every other estimator averages ``min_samples``, and the temperature-free ones are measured
+    once. REINFORCE with a baseline uses leave-one-out groups of 8.
     """
     problems = toy_problems() if problems is None else problems
     taus = check_taus(taus)
@@ -309,18 +361,15 @@ def bias_against_tau(
     rao_budget = check_real(rao_budget, "rao_budget", positive=True)
     check_int(min_samples, "min_samples", 8)
     check_int(mc_samples, "mc_samples")
-    t_min = min(taus)
     counts = {
-        e: [_sweep_samples(e, t_min if e in TAU_FREE else t, budget, rao_budget, min_samples) for t in taus]
-        for e in _estimator_names(estimators)
+        e: [_sweep_samples(e, t, budget, rao_budget, min_samples) for t in taus] for e in _estimator_names(estimators)
     }
-    bias, noise, to_limit, limit_bias = {}, {}, {}, {}
+    tables: tuple[dict, ...] = ({}, {}, {}, {}, {})
     for pname, problem in problems.items():
-        bias[pname], noise[pname], to_limit[pname], limit_bias[pname] = _sweep_problem(
-            problem, taus, counts, mc_samples, seed
-        )
+        for table, value in zip(tables, _sweep_problem(problem, taus, counts, mc_samples, seed), strict=True):
+            table[pname] = value
     titles = {p: problems[p].title for p in problems}
-    return TauSweep(taus, titles, counts, bias, noise, to_limit, limit_bias)
+    return TauSweep(taus, titles, counts, *tables, budget, rao_budget, min_samples, mc_samples)
 
 
 # --------------------------------------------------------------------------------------------- the race
@@ -352,6 +401,16 @@ def _race(
     return torch.stack(runs, dim=1).to(device="cpu", dtype=torch.float64)
 
 
+def race_summary(curves: dict[str, torch.Tensor]) -> dict[str, tuple[float, float]]:
+    """Each run's final objective of :func:`optimization_race`: ``name -> (mean over seeds, standard error)``,
+    best (lowest) first."""
+    out = {}
+    for name, runs in curves.items():
+        final = runs[:, -1]
+        out[name] = (float(final.mean()), float(final.std() / math.sqrt(final.shape[0])))
+    return dict(sorted(out.items(), key=lambda item: item[1][0]))
+
+
 def optimization_race(
     problem: ToyProblem,
     estimators: Sequence[str] = ESTIMATORS,
@@ -361,7 +420,7 @@ def optimization_race(
     tau: float = 1.0,
     lr: float = 0.1,
     seeds: int = 4,
-    mc_samples: int = 10,
+    mc_samples: int = MC_SAMPLES,
     include_exact: bool = True,
     seed: int = 0,
 ) -> dict[str, torch.Tensor]:
