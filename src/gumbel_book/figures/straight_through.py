@@ -121,24 +121,31 @@ def bias_figure(sweep: TauSweep, band: float = BAND, groups: dict[str, tuple[str
             hover = "<br>τ = %{x}<br>bias = %{y:.3f} ± %{customdata:.3f}"
             fig.add_trace(_estimator_line(name, x, y.tolist(), k == 0, hover, customdata=half.tolist()), row=1, col=col)
             owners += [name, name]
-        fig.add_trace(
-            go.Scatter(
-                x=[x[0], x[-1]],
-                y=[sweep.limit_bias[p]] * 2,
-                mode="lines",
-                line={"color": "#000000", "dash": "dash", "width": 1.5},
-                name="τ → 0 limit of ST-GS and Gumbel-Rao (= ReinMax at τ = 1 in expectation)",
-                legendgroup=LIMIT_NAME,
-                showlegend=k == 0,
-                hovertemplate="τ → 0 limit of ST-GS: bias %{y:.3f}<extra></extra>",
-            ),
-            row=1,
-            col=col,
-        )
+        fig.add_trace(_limit_line(x, sweep.limit_bias[p], k == 0), row=1, col=col)
         owners.append(LIMIT_NAME)
         ticks = [t for t in (0.01, 0.1, 1.0, 10.0) if min(x) <= t <= max(x)]
         fig.update_xaxes(type="log", tickvals=ticks, ticktext=[f"{t:g}" for t in ticks], title_text="τ", row=1, col=col)
         fig.update_yaxes(rangemode="tozero", title_text="relative bias" if col == 1 else None, row=1, col=col)
+    _add_group_buttons(fig, owners, groups)
+    return fig
+
+
+def _limit_line(x: list[float], bias: float, show_legend: bool) -> go.Scatter:
+    """The exact relative bias of the tau -> 0 limit of ST-Gumbel-Softmax, as a dashed line across the panel."""
+    return go.Scatter(
+        x=[x[0], x[-1]],
+        y=[bias] * 2,
+        mode="lines",
+        line={"color": "#000000", "dash": "dash", "width": 1.5},
+        name="τ → 0 limit of ST-GS and Gumbel-Rao (= ReinMax at τ = 1 in expectation)",
+        legendgroup=LIMIT_NAME,
+        showlegend=show_legend,
+        hovertemplate="τ → 0 limit of ST-GS: bias %{y:.3f}<extra></extra>",
+    )
+
+
+def _add_group_buttons(fig: go.Figure, owners: list[str], groups: dict[str, tuple[str, ...]]) -> None:
+    """Buttons that show one group of estimators; the first group is shown at first, by the same rule."""
     first = next(iter(groups.values()))
     for trace, shown in zip(fig.data, _visible(owners, first), strict=True):
         trace.visible = shown
@@ -161,7 +168,6 @@ def bias_figure(sweep: TauSweep, band: float = BAND, groups: dict[str, tuple[str
         legend={"orientation": "h", "y": -0.22, "x": 0},
         margin={"t": 140, "b": 130},
     )
-    return fig
 
 
 def bias_table_html(sweep: TauSweep, problem: str, caption: str = "") -> str:
