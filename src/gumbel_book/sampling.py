@@ -26,9 +26,10 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
 def gumbel_from_exponential(e: torch.Tensor) -> torch.Tensor:
     """Map Exp(1) draws ``e`` to Gumbel(0, 1) draws ``-log(e)``, never returning +-inf or NaN.
 
-    ``Tensor.exponential_`` can return exactly 0 (PyTorch #22557), where ``-log`` gives +inf.
-    Clamping at the smallest normal float changes an event of probability about 1e-38 and
-    keeps the result finite: at most 87.3 in float32 and 708.4 in float64.
+    ``Tensor.exponential_`` can return exactly 0 (PyTorch #22557), where ``-log`` gives +inf. On the CPU it
+    draws a 53-bit uniform even for float32 and returns 0 with probability 2**-53, about 1.1e-16. Clamping at
+    the smallest normal float changes only that event and keeps the result finite: at most 87.3 in float32
+    and 708.4 in float64.
     """
     return _gumbel_from_exponential_(e.clone())
 
@@ -197,7 +198,7 @@ def concrete_log_prob(y: torch.Tensor, logits: torch.Tensor, tau: float | torch.
     """Log density of the Concrete / Gumbel-Softmax distribution at a point ``y`` of the open simplex.
 
     log p(y) = log (K-1)! + (K-1) log tau + sum_i [log pi_i - (tau+1) log y_i] - K log sum_i pi_i y_i^(-tau)
-    (Maddison, Mnih & Teh 2017, eq. 9), computed in log space. Agrees with
+    (Maddison, Mnih & Teh 2017, eq. 11), computed in log space. Agrees with
     ``torch.distributions.RelaxedOneHotCategorical(tau, logits=logits).log_prob(y)``.
     The density lives on the full simplex, so every logit must be finite.
     """

@@ -15,6 +15,7 @@ import gumbel_book as gb
 from gumbel_book.exercises import gumbel_softmax as ex
 from gumbel_book.figures import gumbel_softmax as F
 from gumbel_book.labs import gumbel_softmax as T
+from gumbel_book.vae import REFERENCE, split_validation
 
 LOGITS3 = (1.0, 0.0, -0.7)
 LOGITS10 = tuple(np.linspace(1.5, -1.5, 10).round(2).tolist())
@@ -354,6 +355,10 @@ def test_vae_epoch_is_50000_digits_in_batches_of_100():
     e = T.vae_epoch()
     assert e == {"digits": 50_000, "held_out": 10_000, "batch": 100, "steps": 500}
     assert T.vae_epoch(600)["steps"] == 5
+    # The same split as the VAE's own: hold out the last sixth, train on the rest.
+    train, val = split_validation(torch.zeros(6_000, 28, 28, dtype=torch.uint8))
+    assert (len(train), len(val)) == (T.vae_epoch(6_000)["digits"], T.vae_epoch(6_000)["held_out"])
+    assert T.vae_epoch()["batch"] == REFERENCE.batch_size
     c = T.annealing_curves(1e-4, 500, total_steps=20_000, epoch_steps=e["steps"])
     assert (c["tau_restarted"] == 1.0).all() and c["tau"][-1] == 0.5
 
