@@ -15,6 +15,7 @@ import gumbel_book as gb
 from gumbel_book.exercises import gumbel_softmax as ex
 from gumbel_book.figures import gumbel_softmax as F
 from gumbel_book.labs import gumbel_softmax as T
+from gumbel_book.vae import REFERENCE, split_validation
 
 LOGITS3 = (1.0, 0.0, -0.7)
 LOGITS10 = tuple(np.linspace(1.5, -1.5, 10).round(2).tolist())
@@ -243,12 +244,131 @@ def test_annealing_figure_has_one_distinct_step_per_setting():
     np.testing.assert_allclose(steps[3].args[0]["y"][0], c["tau"], atol=1e-4)
 
 
+# ---------------------------------------------------------------- the learning experiment
+
+
+@pytest.fixture(scope="module")
+def learning():
+    return T.learning_curves(steps=120, runs=16)
+
+
+def test_learning_curves_shapes_and_start(learning):
+    n_taus = len(T.LEARNING_TAUS)
+    assert learning["relaxed"].shape == learning["relaxed_sd"].shape == (n_taus, 121)
+    assert learning["relaxed_surrogate"].shape == (n_taus, 120)
+    assert learning["relaxed_final"].shape == (n_taus, 16) and learning["reinforce_final"].shape == (16,)
+    assert learning["reinforce"].shape == learning["exact"].shape == (121,)
+    start = float(T.toy_values().mean())  # uniform logits: the average of the four values
+    assert learning["relaxed"][:, 0] == pytest.approx([start] * n_taus) and learning["exact"][0] == pytest.approx(start)
+    assert learning["optimum"] == pytest.approx(0.5)  # 1 - 2 * 0.4 + ||t||^2
+    assert learning["settings"]["runs"] == 16 and learning["settings"]["steps"] == 120
+
+
+def test_the_exact_descent_goes_down_and_the_relaxed_one_stalls_above_it(learning):
+    assert bool(np.all(np.diff(learning["exact"]) < 0))
+    assert bool((learning["relaxed"][:, -1] > learning["exact"][-1]).all())
+    # The relaxed objective E f(y) goes below the optimum at warm temperatures: f is smallest inside the simplex.
+    warm = learning["taus"] >= 1.0
+    assert bool((learning["relaxed_surrogate"][warm, -20:].mean(axis=1) < learning["optimum"]).all())
+
+
+def test_one_learning_run_is_the_plain_loop_of_the_chapter():
+    one = T.learning_curves(taus=(0.3,), steps=40, lr=1.5, runs=1, seed=7)
+    target = torch.tensor(T.LEARNING_TARGET)
+    theta = torch.zeros(8, 4, requires_grad=True)
+    gen = torch.Generator().manual_seed(7)
+    for _ in range(40):
+        y = gb.gumbel_softmax(theta, 0.3, generator=gen)
+        ((y - target) ** 2).sum(-1).mean().backward()
+        with torch.no_grad():
+            theta -= 1.5 * theta.grad
+            theta.grad = None
+    final = float((torch.softmax(theta.detach(), -1) @ T.toy_values()).mean())
+    assert one["relaxed"][0, -1] == pytest.approx(final, abs=1e-6)
+    assert one["relaxed_sd"][0, -1] == 0.0
+    other = T.learning_curves(taus=(0.3,), steps=40, lr=1.5, runs=1, seed=8)  # negative control: other noise
+    assert other["relaxed"][0, -1] != pytest.approx(final, abs=1e-6)
+
+
+def test_reinforce_is_unbiased_at_the_start():
+    """At uniform logits the mean REINFORCE step follows the exact gradient: after one step its mean objective
+    matches the exact descent within 5 standard errors (many runs), while the spread across runs is wide."""
+    c = T.learning_curves(taus=(1.0,), steps=1, lr=0.5, runs=4000, seed=3)
+    se = c["reinforce_sd"][-1] / math.sqrt(4000)
+    assert abs(c["reinforce"][-1] - c["exact"][-1]) < 5 * se
+    assert c["reinforce_sd"][-1] > 10 * c["relaxed_sd"][0, -1]
+
+
+def test_learning_curves_reject_bad_input():
+    with pytest.raises(ValueError, match="taus"):
+        T.learning_curves(taus=[])
+    with pytest.raises(ValueError, match="lr"):
+        T.learning_curves(lr=0.0)
+    with pytest.raises(ValueError, match="runs"):
+        T.learning_curves(runs=0)
+    with pytest.raises(ValueError, match="target"):
+        T.learning_curves(target=[0.5])
+
+
+def test_learning_figure_slider_steps_carry_each_taus_curves(learning):
+    f = F.learning_figure(learning, active_tau=0.5)
+    steps = f.layout.sliders[0].steps
+    assert [s.label for s in steps] == [f"{t:g}" for t in T.LEARNING_TAUS]
+    assert f.layout.sliders[0].active == T.LEARNING_TAUS.index(0.5)
+    for i, step in enumerate(steps):
+        data, traces = step.args
+        assert list(traces) == F.LEARNING_UPDATED_TRACES
+        np.testing.assert_allclose(data["y"][2], learning["relaxed"][i], atol=1e-4)
+        np.testing.assert_allclose(data["y"][0], learning["relaxed"][i] + learning["relaxed_sd"][i], atol=1e-4)
+        np.testing.assert_allclose(data["y"][3], learning["relaxed_surrogate"][i], atol=1e-4)
+    assert steps[0].args[0]["y"][2] != steps[-1].args[0]["y"][2]
+    np.testing.assert_allclose(f.data[2].y, learning["relaxed"][T.LEARNING_TAUS.index(0.5)], atol=1e-4)
+    np.testing.assert_allclose(f.data[6].y, learning["reinforce"], atol=1e-4)  # REINFORCE does not move
+    assert len(f.to_json()) < 400_000
+
+
+# ---------------------------------------------------------------- near ties, the density's precision, the epoch
+
+
+def test_near_ties_carry_the_variance_at_small_tau():
+    d = T.near_ties(LOGITS3, (0.05, 0.1, 0.2, 1.0), n_samples=20_000, seed=0, device="cpu")
+    assert d["near_fraction"][0] < 0.1 and d["variance_share"][0] > 0.9
+    slope = np.polyfit(np.log(d["taus"][:3]), np.log(d["tie_prob"][:3]), 1)[0]
+    assert 0.8 < slope < 1.2
+    # Negative control: at tau = 1 most samples are "near ties" within 3 tau, and they are not rare.
+    assert d["near_fraction"][-1] > 0.5
+    # The gap read off y is the gap of logits + g: compare with the noise itself.
+    g = gb.sample_gumbel((20_000, 3), generator=torch.Generator().manual_seed(0))
+    top = (torch.tensor(LOGITS3) + g).topk(2, -1).values
+    assert d["tie_prob"][1] == pytest.approx(float(((top[:, 0] - top[:, 1]) < 0.1).double().mean()), abs=1e-3)
+
+
+def test_density_precision_finds_the_float32_normalising_constant():
+    d = T.density_precision(LOGITS3, (0.2, 3.0), n_samples=500)
+    assert (d["float64"] < 1e-13).all() and (d["rounded_const"] < 1e-13).all()
+    assert (d["exact"] > 1e-8).all()
+    assert d["rounded"][1] == d["exact"][1]  # tau = 3 is exact in float32: rounding changes nothing
+    assert d["rounded"][0] > 0.5 * d["exact"][0]
+
+
+def test_vae_epoch_is_50000_digits_in_batches_of_100():
+    e = T.vae_epoch()
+    assert e == {"digits": 50_000, "held_out": 10_000, "batch": 100, "steps": 500}
+    assert T.vae_epoch(600)["steps"] == 5
+    # The same split as the VAE's own: hold out the last sixth, train on the rest.
+    train, val = split_validation(torch.zeros(6_000, 28, 28, dtype=torch.uint8))
+    assert (len(train), len(val)) == (T.vae_epoch(6_000)["digits"], T.vae_epoch(6_000)["held_out"])
+    assert T.vae_epoch()["batch"] == REFERENCE.batch_size
+    c = T.annealing_curves(1e-4, 500, total_steps=20_000, epoch_steps=e["steps"])
+    assert (c["tau_restarted"] == 1.0).all() and c["tau"][-1] == 0.5
+
+
 # ---------------------------------------------------------------- exercise checks
 
 
-def _good_sampler(logits, tau, generator):
-    u = torch.rand(logits.shape, generator=generator).clamp(torch.finfo(torch.float32).tiny, 1 - 1e-7)
-    return torch.softmax((logits - torch.log(-torch.log(u))) / tau, dim=-1)
+def _good_sampler(logit_diff, tau, generator):
+    u = torch.rand(logit_diff.shape, generator=generator).clamp(torch.finfo(torch.float32).tiny, 1 - 1e-7)
+    return torch.sigmoid((logit_diff + torch.log(u) - torch.log1p(-u)) / tau)
 
 
 def _good_log_density(y1, logit_diff, tau):
@@ -257,35 +377,59 @@ def _good_log_density(y1, logit_diff, tau):
     return math.log(tau) + logit_diff - (tau + 1) * (a + b) - 2 * lse
 
 
+def test_binary_concrete_cdf_matches_the_package_sampler():
+    y1 = gb.gumbel_softmax(torch.tensor([0.7, 0.0]).expand(40_000, -1), 0.6, generator=torch.Generator().manual_seed(2))
+    x = torch.tensor([0.1, 0.3, 0.5, 0.8, 0.95])
+    empirical = (y1[:, :1] <= x).float().mean(0).double()
+    exact = ex.binary_concrete_cdf(x.double(), 0.7, 0.6)
+    assert torch.allclose(empirical, exact, atol=5 * 0.5 / math.sqrt(40_000))
+
+
 def test_exercise_checks_accept_correct_answers(capsys):
     ex.check_relaxed_sampler(_good_sampler)
+    ex.check_relaxed_sampler(_good_sampler, seed=86_420, diffs=(-0.4, 1.3))
     ex.check_binary_concrete_log_density(_good_log_density)
-    ex.check_annealing_answers(7000, 1.0)
-    assert capsys.readouterr().out.count("correct") == 3
+    ex.check_annealing_answers(gb.anneal_tau(30_599, rate=2e-5, every=700), gb.anneal_tau(99, rate=1e-3, every=50))
+    ex.check_annealing_answers(0.5477, 0.9512)  # four digits are enough
+    assert capsys.readouterr().out.count("correct") == 5
+
+
+def _gumbel_not_logistic(d, tau, gen):
+    return torch.sigmoid((d - torch.log(-torch.log(torch.rand(d.shape, generator=gen)))) / tau)
 
 
 @pytest.mark.parametrize(
-    "sampler",
+    ("sampler", "match"),
     [
-        lambda lg, tau, gen: torch.softmax((lg + torch.randn(lg.shape, generator=gen)) / tau, -1),
-        lambda lg, tau, gen: torch.softmax(lg - torch.log(-torch.log(torch.rand(lg.shape, generator=gen))), -1),
-        lambda lg, tau, gen: _good_sampler(lg, tau, gen).detach(),
-        lambda lg, tau, gen: torch.softmax(lg / tau, -1),
+        (lambda d, tau, gen: torch.sigmoid((d + 1.8 * torch.randn(d.shape, generator=gen)) / tau), "law"),
+        (_gumbel_not_logistic, "law"),
+        (lambda d, tau, gen: _good_sampler(d, 1.0, gen), "law"),
+        (lambda d, tau, gen: _good_sampler(d.detach(), tau, gen), "no gradient"),
+        (lambda d, tau, gen: _good_sampler(d.detach(), tau, gen) + 0 * d, "pathwise"),
+        (lambda d, tau, gen: torch.sigmoid(d / tau), "law"),
+        (lambda d, tau, gen: _good_sampler(d[:10], tau, gen), "shape"),
     ],
-    ids=["gaussian-noise", "ignores-tau", "no-gradient", "no-noise"],
+    ids=["gaussian-noise", "gumbel-noise", "ignores-tau", "no-gradient", "gradient-not-pathwise", "no-noise", "shape"],
 )
-def test_sampler_check_rejects_wrong_samplers(sampler):
-    with pytest.raises(AssertionError):
+def test_sampler_check_rejects_wrong_samplers(sampler, match):
+    with pytest.raises(AssertionError, match=match):
         ex.check_relaxed_sampler(sampler)
 
 
 def test_density_and_annealing_checks_reject_wrong_answers():
     with pytest.raises(AssertionError, match="off by"):
         ex.check_binary_concrete_log_density(lambda y1, d, tau: _good_log_density(y1, d, tau) + 0.1)
-    with pytest.raises(AssertionError, match="first step is not right"):
-        ex.check_annealing_answers(6932, 1.0)
-    with pytest.raises(AssertionError, match="restarts is not right"):
-        ex.check_annealing_answers(7000, 0.5)
+    right_global, right_restarted = 0.5477, 0.9512
+    with pytest.raises(AssertionError, match="round t down"):
+        ex.check_annealing_answers(math.exp(-2e-5 * 30_599), right_restarted)  # the rounding forgotten
+    with pytest.raises(AssertionError, match="global schedule"):
+        ex.check_annealing_answers(right_global, 0.5)  # no restart
+    with pytest.raises(AssertionError, match="epoch"):
+        ex.check_annealing_answers(right_global, gb.anneal_tau(30_599 % 600, rate=1e-3, every=50))  # 600-step epoch
+    with pytest.raises(AssertionError, match="tau_restarted is not right"):
+        ex.check_annealing_answers(right_global, math.exp(-1e-3 * 99))  # within-epoch step not rounded
+    with pytest.raises(AssertionError, match="must be a number"):
+        ex.check_annealing_answers("0.55", right_restarted)
     with pytest.raises(TypeError, match="function"):
         ex.check_relaxed_sampler(3)
 

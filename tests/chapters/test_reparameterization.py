@@ -128,18 +128,64 @@ def test_bad_input_raises(call, err, match):
 
 
 def test_figures_have_precomputed_sliders():
-    fig = figs.histogram_figure(mus=(-1.0, 0.0, 1.0), n=2000)
+    sweep = reparam.histogram_sweep((-1.0, 0.0, 1.0), n=2000)
+    fig = figs.histogram_figure(sweep)
     assert isinstance(fig, go.Figure)
     steps = fig.layout.sliders[0].steps
     assert len(steps) == 3 and all(s.method == "update" for s in steps)
-    # Each step moves the exact-gradient line to 2 mu.
+    # Each step moves the exact-gradient line to 2 mu and carries that panel's histograms.
     assert [s.args[1]["shapes"][0]["x0"] for s in steps] == [-2.0, 0.0, 2.0]
     assert steps[0].args[0]["y"][0] != steps[2].args[0]["y"][0]
+    assert steps[2].args[0]["y"][0] == pytest.approx(sweep["panels"][2]["score"].tolist())
     assert fig.layout.height
-    v = figs.variance_figure(ns=(1, 10), repeats=50)
+    data = reparam.variance_vs_n(1.0, 1.0, (1, 10), repeats=50)
+    v = figs.variance_figure(data, 1.0, 1.0)
     assert len(v.data) == 4 and v.layout.xaxis.type == "log"
+    assert list(v.data[0].y) == pytest.approx(data["score"].tolist())
+    assert list(v.data[1].y) == pytest.approx([30.0, 3.0])  # the exact line, Var / n
     r = figs.running_mean_figure(n=1000, points=50)
     assert len(r.data) == 3 and len(r.data[0].x) <= 50
+
+
+def test_z_critical_is_bonferroni_normal_quantile():
+    assert reparam.z_critical(1) == pytest.approx(3.2905, abs=1e-4)
+    assert reparam.z_critical(4) > reparam.z_critical(1)
+    assert reparam.z_critical(4) == pytest.approx(reparam.z_critical(1, alpha=reparam.ALPHA / 4))
+    with pytest.raises(ValueError, match="alpha"):
+        reparam.z_critical(1, alpha=1.5)
+    with pytest.raises(ValueError, match="tests"):
+        reparam.z_critical(0)
+
+
+def test_histogram_summaries_show_the_score_functions_median_at_zero():
+    """The score-function estimate has the sign of eps: half negative at every mu, mean on 2 mu; the
+    reparameterized one is centred on 2 mu, so at mu = 2 almost none of it is negative (negative control)."""
+    sweep = reparam.histogram_sweep((-2.0, 0.0, 2.0), n=40_000, seed=4)
+    z = reparam.z_critical(6)
+    for mu, h in zip(sweep["mus"], sweep["panels"], strict=True):
+        assert abs(float(h["score_negative"]) - 0.5) < z * 0.5 / 200
+        assert abs(float(h["score_median"])) < 0.05
+        for est in reparam.ESTIMATORS:
+            assert abs(float(h[f"{est}_mean"]) - 2 * mu) < z * float(h[f"{est}_se"])
+    at2 = sweep["panels"][2]
+    assert float(at2["reparam_negative"]) < 0.05 and float(at2["reparam_median"]) == pytest.approx(4.0, abs=0.1)
+    assert float(at2["score_peak"]) < 0 < float(at2["reparam_peak"])
+    assert float(at2["score_var"]) == pytest.approx(87.0, rel=0.15) and float(at2["reparam_var"]) == pytest.approx(
+        4.0, rel=0.05
+    )
+    with pytest.raises(ValueError, match="mus"):
+        reparam.histogram_sweep([])
+
+
+def test_variance_standard_errors_make_z_tests_that_pass_and_fail():
+    data = reparam.variance_vs_n(1.0, 1.0, [1, 10], repeats=20_000, seed=3)
+    exact = reparam.exact_variance(1.0, 1.0)
+    z = reparam.z_critical(4)
+    for est in reparam.ESTIMATORS:
+        dev = (data[est] - exact[est]["mu"] / data["n"]) / data[f"{est}_se"]
+        assert bool((dev.abs() < z).all())
+        wrong = (data[est] - 1.3 * exact[est]["mu"] / data["n"]) / data[f"{est}_se"]  # a 30% wrong formula
+        assert bool((wrong.abs() > z).all())
 
 
 @pytest.mark.cuda
@@ -189,14 +235,16 @@ def test_exponential_rsample_rejects_wrong_answers(answer, match):
 
 
 def test_score_variance():
-    assert ex1.check_score_variance(exact_variance(1.0, 1.0)["score"]["mu"]) is None
-    assert ex1.check_score_variance(30) is None
-    with pytest.raises(AssertionError, match="reparameterized"):
-        ex1.check_score_variance(4.0)
-    with pytest.raises(AssertionError, match="second moment"):
-        ex1.check_score_variance(34.0)  # the second moment, mean not subtracted
+    """The exercise asks for the d/dsigma variance at mu = 0, sigma = 1, which the page never prints."""
+    assert ex1.check_score_variance(exact_variance(0.0, 1.0)["score"]["sigma"]) is None
+    assert ex1.check_score_variance(74) is None
+    eps = torch.randn(2_000_000, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    assert float((eps**4 - eps**2).var()) == pytest.approx(74.0, rel=0.05)  # the solution's estimate, measured
+    for slip, match in ((78.0, "second moment"), (8.0, "reparameterized"), (15.0, "d/dmu"), (30.0, "not right")):
+        with pytest.raises(AssertionError, match=match):
+            ex1.check_score_variance(slip)
     with pytest.raises(AssertionError, match="number"):  # a wrong answer, not a type error: one convention
-        ex1.check_score_variance("30")
+        ex1.check_score_variance("74")
 
 
 def baseline_right(mu, sigma, eps):

@@ -1,8 +1,11 @@
-"""Figures of the Gumbel-Softmax chapter: the temperature on the simplex, its trade-offs, and annealing.
+"""Figures of the Gumbel-Softmax chapter: the temperature on the simplex, its trade-offs, a learning experiment,
+and annealing.
 
 The simplex figure is drawn by :func:`simplex_base_figure` and updated by :func:`simplex_trace_updates`;
 the static book precomputes those updates as slider steps, and :mod:`gumbel_book.widgets` applies
-them live. Both therefore draw exactly the same thing.
+them live. Both therefore draw exactly the same thing. The learning figure works the same way: one
+:func:`learning_trace_updates` per temperature, precomputed as slider steps that run in the browser and in
+Jupyter alike.
 """
 
 from __future__ import annotations
@@ -189,6 +192,81 @@ def bias_variance_figure(data: dict) -> go.Figure:
         yaxis={"type": "log", "title": "bias: TV(E[y], π) (log scale)", "exponentformat": "power"},
     )
     return fig
+
+
+LEARNING_UPDATED_TRACES = [0, 1, 2, 3]  # the relaxed band (upper, lower), its mean and its surrogate E f(y)
+
+
+def _band(mean: np.ndarray, sd: np.ndarray) -> tuple[list, list]:
+    return np.round(mean + sd, 4).tolist(), np.round(mean - sd, 4).tolist()
+
+
+def learning_trace_updates(curves: dict, i: int) -> list[dict]:
+    """The relaxed estimator's traces of :func:`learning_figure` at temperature ``curves["taus"][i]``, in
+    :data:`LEARNING_UPDATED_TRACES` order (``curves`` is :func:`gumbel_book.labs.gumbel_softmax.learning_curves`)."""
+    upper, lower = _band(curves["relaxed"][i], curves["relaxed_sd"][i])
+    return [
+        {"y": upper},
+        {"y": lower},
+        {"y": np.round(curves["relaxed"][i], 4).tolist()},
+        {"y": np.round(curves["relaxed_surrogate"][i], 4).tolist()},
+    ]
+
+
+def learning_figure(curves: dict, active_tau: float = 0.5) -> go.Figure:
+    """Learning curves of :func:`gumbel_book.labs.gumbel_softmax.learning_curves`: the exact objective E f(z)
+    (mean and ±1 standard deviation over runs) for the relaxed estimator, with a precomputed slider over tau,
+    for REINFORCE and for the exact gradient, with the relaxed objective E f(y) that the relaxed gradient
+    descends (dotted) and the optimum."""
+    taus = [float(t) for t in curves["taus"]]
+    active = min(range(len(taus)), key=lambda i: abs(taus[i] - active_tau))
+    fig = go.Figure(_learning_traces(curves, active))
+    slider_steps = [
+        {
+            "method": "restyle",
+            "label": f"{tau:g}",
+            "args": [{"y": [u["y"] for u in learning_trace_updates(curves, i)]}, LEARNING_UPDATED_TRACES],
+        }
+        for i, tau in enumerate(taus)
+    ]
+    settings = curves["settings"]
+    fig.update_layout(
+        **base_layout(None, height=560, margin={"l": 60, "r": 20, "t": 110, "b": 40}),
+        xaxis={"title": "gradient step"},
+        yaxis={"title": f"objective (mean ± sd of {settings['runs']} runs)"},
+        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0},
+        sliders=[slider(slider_steps, "temperature τ = ", active=active, pad_top=50)],
+    )
+    return fig
+
+
+def _learning_traces(curves: dict, active: int) -> list[go.Scatter]:
+    """The traces of :func:`learning_figure`, the relaxed ones at temperature index ``active``."""
+    steps = curves["step"].tolist()
+    first = learning_trace_updates(curves, active)
+    up, low = _band(curves["reinforce"], curves["reinforce_sd"])
+    band = {"mode": "lines", "line": {"width": 0}, "hoverinfo": "skip", "showlegend": False}
+
+    def line(y: np.ndarray, name: str, **style) -> go.Scatter:
+        return go.Scatter(x=steps, y=np.round(y, 4).tolist(), mode="lines", name=name, line=style)
+
+    return [
+        go.Scatter(x=steps, **first[0], **band),
+        go.Scatter(x=steps, **first[1], fill="tonexty", fillcolor="rgba(31,119,180,0.2)", **band),
+        go.Scatter(x=steps, **first[2], mode="lines", name="Gumbel-Softmax: E f(z)", line={"color": COLORS[0]}),
+        go.Scatter(
+            x=steps[:-1],
+            **first[3],
+            mode="lines",
+            name="Gumbel-Softmax: E f(y), what it descends",
+            line={"color": COLORS[0], "dash": "dot", "width": 1},
+        ),
+        go.Scatter(x=steps, y=up, **band),
+        go.Scatter(x=steps, y=low, fill="tonexty", fillcolor="rgba(214,39,40,0.15)", **band),
+        line(curves["reinforce"], "REINFORCE: E f(z)", color=COLORS[1]),
+        line(curves["exact"], "exact gradient: E f(z)", color="black", dash="dash"),
+        line(np.full(len(steps), curves["optimum"]), "the optimum", color="gray", dash="dot"),
+    ]
 
 
 def _short(x: float) -> str:

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import plotly.graph_objects as go
 import torch
 
-from ..labs.reparameterization import estimator_histograms, exact_gradient, exact_variance, running_mean, variance_vs_n
+from ..labs.reparameterization import exact_gradient, exact_variance, running_mean
 from .style import COLORS, base_layout, slider
 
 LABELS = {"score": "score function (REINFORCE)", "reparam": "reparameterization"}
 DEFAULT_MUS = (-2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0)
+"""The means on the histogram figure's slider."""
 DEFAULT_NS = (1, 3, 10, 30, 100, 300, 1000)
+"""The sample counts of the variance figure."""
 
 
 def _vline(x: float) -> dict:
@@ -27,21 +27,13 @@ def _vline(x: float) -> dict:
     }
 
 
-def histogram_figure(
-    mus: Sequence[float] = DEFAULT_MUS,
-    sigma: float = 1.0,
-    n: int = 20_000,
-    edges: torch.Tensor | None = None,
-    seed: int = 0,
-) -> go.Figure:
+def histogram_figure(sweep: dict) -> go.Figure:
     """Histograms of single-sample estimates of d/dmu E[z^2] from both estimators, with a slider over ``mu``.
 
-    The dashed line is the exact gradient 2 mu. Every slider position was computed in advance.
+    ``sweep`` is :func:`gumbel_book.labs.reparameterization.histogram_sweep`. The dashed line is the exact
+    gradient 2 mu. Every slider position was computed in advance.
     """
-    if len(mus) == 0:
-        raise ValueError("mus must be a non-empty sequence of means")
-    edges = torch.linspace(-25, 25, 101, dtype=torch.float64) if edges is None else edges
-    hists = [estimator_histograms(mu, sigma, n, edges, seed=seed + 10 * i) for i, mu in enumerate(mus)]
+    mus, sigma, edges, hists = sweep["mus"], sweep["sigma"], sweep["edges"], sweep["panels"]
     centers = ((edges[1:] + edges[:-1]) / 2).tolist()
     width = float(edges[1] - edges[0])
     active = min(range(len(mus)), key=lambda i: abs(mus[i] - 1.0))
@@ -83,11 +75,11 @@ def histogram_figure(
     return fig
 
 
-def variance_figure(
-    mu: float = 1.0, sigma: float = 1.0, ns: Sequence[int] = DEFAULT_NS, repeats: int = 400, seed: int = 0
-) -> go.Figure:
-    """Variance of the n-sample gradient estimate of d/dmu against n, measured (markers) and exact (lines)."""
-    data = variance_vs_n(mu, sigma, ns, repeats=repeats, seed=seed)
+def variance_figure(data: dict, mu: float = 1.0, sigma: float = 1.0) -> go.Figure:
+    """Variance of the n-sample gradient estimate of d/dmu against n: measured (markers) and exact (lines).
+
+    ``data`` is :func:`gumbel_book.labs.reparameterization.variance_vs_n` at this ``mu`` and ``sigma``.
+    """
     exact = exact_variance(mu, sigma)
     n = data["n"].tolist()
     traces = []

@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable, Sequence
 
 import torch
+from scipy import stats
 
 from ..validation import check_choice, check_int, check_int_sequence, check_real
 
@@ -24,6 +25,26 @@ estimate gradients through a categorical sample; every function here checks its 
 
 PARAMS = ("mu", "sigma")
 """The parameters of ``N(mu, sigma^2)`` a gradient is taken in."""
+
+ALPHA = 1e-3
+"""The chapter's significance level: a true sentence fails its statistical guard less than once in 1/ALPHA builds."""
+
+HISTOGRAM_EDGES = torch.linspace(-25, 25, 101, dtype=torch.float64)
+"""The bin edges of the histogram figure: 100 bins of width 0.5."""
+
+
+def z_critical(tests: int = 1, alpha: float = ALPHA) -> float:
+    """The two-sided normal quantile for ``tests`` z-tests at family-wise level ``alpha`` (Bonferroni).
+
+    ``z_critical(1)`` is about 3.29: an unbiased estimate lands within that many standard errors of the truth
+    with probability 1 - alpha; with ``tests`` tests each uses ``alpha / tests``.
+    """
+    tests = check_int(tests, "tests")
+    alpha = check_real(alpha, "alpha", positive=True)
+    if alpha >= 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    return float(stats.norm.isf(alpha / (2 * tests)))
+
 
 Objective = Callable[[torch.Tensor], torch.Tensor]
 
@@ -156,8 +177,10 @@ def variance_vs_n(
 ) -> dict[str, torch.Tensor]:
     """Empirical variance of the ``n``-sample average of each estimator, over ``repeats`` independent runs.
 
-    Returns ``{"n": [len(ns)], "score": [len(ns)], "reparam": [len(ns)]}`` (float64); the exact values
-    are ``exact_variance(...)[estimator][param] / n``.
+    Returns ``{"n": [len(ns)], "score": [len(ns)], "reparam": [len(ns)], "score_se": ..., "reparam_se": ...}``
+    (float64): each variance and its standard error ``sqrt((m4 - v^2) / repeats)`` (``m4`` the fourth central
+    moment of the averages), so a z-test of a variance against its exact value, ``exact_variance(...)[estimator]
+    [param] / n``, has a stated error rate even for the heavy-tailed score-function estimate.
     """
     check_choice(param, PARAMS, "param")
     repeats = check_int(repeats, "repeats", minimum=2)
@@ -165,11 +188,16 @@ def variance_vs_n(
     out = {"n": torch.tensor(ns, dtype=torch.float64)}
     for k, estimator in enumerate(ESTIMATORS):
         gen = torch.Generator().manual_seed(seed + k)
-        variances = []
+        variances, errors = [], []
         for n in ns:
             samples = gradient_samples(estimator, mu, sigma, n * repeats, target=target, generator=gen)[param]
-            variances.append(samples.view(repeats, n).mean(dim=1).var())
+            means = samples.view(repeats, n).mean(dim=1)
+            v = means.var()
+            m4 = ((means - means.mean()) ** 4).mean()
+            variances.append(v)
+            errors.append(((m4 - v**2).clamp(min=0) / repeats).sqrt())
         out[estimator] = torch.stack(variances)
+        out[f"{estimator}_se"] = torch.stack(errors)
     return out
 
 
@@ -178,7 +206,10 @@ def estimator_histograms(
 ) -> dict[str, torch.Tensor]:
     """Density histograms (over the fixed bin ``edges``) of ``n`` single-sample estimates of each estimator.
 
-    The mass that falls outside the edges is dropped; ``{"outside": ...}`` reports its fraction per estimator.
+    The mass that falls outside the edges is dropped; ``"<estimator>_outside"`` reports its fraction. Beside each
+    histogram are summaries of all ``n`` estimates (0-d float64 tensors): ``"<estimator>_mean"`` and its standard
+    error ``"<estimator>_se"``, ``"<estimator>_median"``, ``"<estimator>_var"`` and ``"<estimator>_negative"``
+    (the fraction of estimates below zero), and ``"<estimator>_peak"``, the centre of the tallest bar.
     """
     check_choice(param, PARAMS, "param")
     if not isinstance(bins, torch.Tensor) or bins.dim() != 1 or bins.numel() < 2:
@@ -194,4 +225,37 @@ def estimator_histograms(
         counts = torch.histogram(samples, bins=edges).hist
         out[estimator] = counts / (n * widths)
         out[f"{estimator}_outside"] = torch.tensor(1 - float(counts.sum()) / n, dtype=torch.float64)
+        tallest = int(out[estimator].argmax())
+        summary = {
+            "mean": samples.mean(),
+            "se": samples.std() / math.sqrt(n),
+            "median": samples.median(),
+            "var": samples.var(),
+            "negative": (samples < 0).double().mean(),
+            "peak": (edges[tallest] + edges[tallest + 1]) / 2,
+        }
+        out.update({f"{estimator}_{key}": value.detach() for key, value in summary.items()})
     return out
+
+
+def histogram_sweep(
+    mus: Sequence[float],
+    sigma: float = 1.0,
+    n: int = 20_000,
+    edges: torch.Tensor | None = None,
+    *,
+    param: str = "mu",
+    seed: int = 0,
+) -> dict[str, object]:
+    """:func:`estimator_histograms` at each mean in ``mus`` (the data of the histogram figure and its guards).
+
+    Returns ``{"mus": [...], "sigma": sigma, "n": n, "edges": edges, "panels": [one histogram dict per mu]}``;
+    panel ``i`` is drawn with seed ``seed + 10 i``, so the panels are independent.
+    """
+    if isinstance(mus, str) or not isinstance(mus, Sequence) or len(mus) == 0:
+        raise ValueError(f"mus must be a non-empty sequence of means, got {mus!r}")
+    mus = [check_real(m, f"mus[{i}]") for i, m in enumerate(mus)]
+    n = check_int(n, "n")
+    edges = HISTOGRAM_EDGES if edges is None else edges
+    panels = [estimator_histograms(mu, sigma, n, edges, param=param, seed=seed + 10 * i) for i, mu in enumerate(mus)]
+    return {"mus": mus, "sigma": sigma, "n": n, "edges": panels[0]["edges"], "panels": panels}
