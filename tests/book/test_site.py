@@ -76,15 +76,20 @@ def test_page_launch_buttons_carry_the_configured_urls(page):
 
 @pytest.mark.parametrize("page", notebook_pages())
 def test_download_notebook_is_the_chapter_headed_by_the_install_cell(page):
-    """Without a build: the generated notebook keeps every cell of the source and adds only the install cell."""
+    """Without a build: the generated notebook is the install cell, then the chapter as a student's notebook
+    (tests/book/test_downloads.py says what that drops and converts)."""
     import jupytext
 
-    from gumbel_book.sphinxext.notebooks import download_notebook
+    from gumbel_book.sphinxext.jupyter_markdown import References
+    from gumbel_book.sphinxext.notebooks import download_notebook, student_cells
 
     source = jupytext.read(ROOT / f"{page}.md")
     nb = download_notebook(ROOT / f"{page}.md", "9.8.7")
     assert nb.cells[0].source == install_cell_source("9.8.7") and "gumbel-book==9.8.7" in nb.cells[0].source
-    assert [c.source for c in nb.cells[1:]] == [c.source for c in source.cells]
+    expected = student_cells(source.cells, References(docname=page))
+    assert [c.source for c in nb.cells[1:]] == [c.source for c in expected]
+    kept = [c.source for c in source.cells if c.cell_type == "code" and "claim" not in c.metadata.get("tags", [])]
+    assert [c.source for c in nb.cells[1:] if c.cell_type == "code"][:3] == kept[:3], "the chapter's opening cells"
     assert "jupytext" not in nb.metadata, "a downloaded notebook must not be paired with a .md the reader lacks"
     assert [c.id for c in nb.cells] == [f"cell-{i}" for i in range(len(nb.cells))]
 
