@@ -249,7 +249,7 @@ def test_clicking_a_solution_title_opens_it(browser, server, page_path):
 # ------------------------------------------------------------------------------------------------ figures
 
 #: For each figure: what is cut off by the figure's edges, and what covers what (boxes in page pixels).
-FIGURE_PROBLEMS = """el => {
+FIGURE_PROBLEMS = r"""el => {
   const box = n => { const r = n.getBoundingClientRect(); return {l: r.left, r: r.right, t: r.top, b: r.bottom}; };
   const meets = (a, b) => a.l < b.r - 1 && b.l < a.r - 1 && a.t < b.b - 1 && b.t < a.b - 1;
   const svg = box(el.querySelector('.main-svg'));
@@ -284,6 +284,11 @@ FIGURE_PROBLEMS = """el => {
   const notes = texts('.annotation-text');
   for (let i = 0; i < notes.length; i++) for (let j = i + 1; j < notes.length; j++)
     if (meets(box(notes[i]), box(notes[j]))) problems.push(`${name(notes[i])} overlaps ${name(notes[j])}`);
+  const axisTitles = [...el.querySelectorAll('.infolayer g')]
+    .filter(g => /^g-[xy]\d*title$/.test(g.getAttribute('class') || ''))
+    .flatMap(g => [...g.querySelectorAll('text')].filter(n => visible(n) && n.textContent.trim()));
+  for (const n of notes) for (const a of axisTitles)
+    if (meets(box(n), box(a))) problems.push(`${name(n)} overlaps the axis title ${name(a)}`);
   const sliders = [...el.querySelectorAll('g.slider-container')].filter(visible);
   const ticks = [...texts('.xtick text'), ...texts('.g-xtitle text'), ...texts('.legend text')];
   for (const s of sliders) for (const t of ticks) if (meets(box(s), box(t)))

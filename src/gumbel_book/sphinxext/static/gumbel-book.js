@@ -144,22 +144,55 @@ const gumbelBookFigures = (() => {
       return { update, grow };
     }
 
-    // Subplot titles (and other notes) that collide: wrapped to their half of the distance.
+    // Subplot titles (and other notes) that collide: wrapped to the distance between them, then smaller.
+    const colliding = new Set();
     for (let i = 0; i < notes.length; i++) {
       for (let j = i + 1; j < notes.length; j++) {
-        if (meets(box(notes[i]), box(notes[j])) && !state.notesWrapped) {
-          state.notesWrapped = true;
-          const annotations = clone(gd.layout.annotations);
-          const centres = notes.map((n) => (box(n).l + box(n).r) / 2).sort((a, b) => a - b);
-          const gaps = centres.slice(1).map((c, k) => c - centres[k]);
-          const width = Math.max(60, Math.min(...gaps) - 8);
-          annotations.forEach((a, k) => {
-            const font = (full.annotations[k] && full.annotations[k].font) || full.font;
-            if (a.text) a.text = wrap(a.text, width, font);
-          });
-          update.annotations = annotations;
-          return { update, grow };
-        }
+        if (meets(box(notes[i]), box(notes[j]))) colliding.add(i).add(j);
+      }
+    }
+    if (colliding.size && (state.noteShrinks || 0) < 4) {
+      const annotations = clone(gd.layout.annotations);
+      const centres = notes.map((n) => (box(n).l + box(n).r) / 2).sort((a, b) => a - b);
+      const gaps = centres.slice(1).map((c, k) => c - centres[k]).filter((g) => g > 20);
+      const width = Math.max(50, Math.min(svg.w - 24, ...gaps) - 8);
+      const shrink = state.notesWrapped ? 2 : 0;
+      state.noteShrinks = (state.noteShrinks || 0) + (shrink ? 1 : 0);
+      state.notesWrapped = true;
+      annotations.forEach((a, k) => {
+        const font = { ...((full.annotations[k] && full.annotations[k].font) || full.font) };
+        font.size = Math.max(10, font.size - shrink);
+        if (shrink) a.font = { ...(a.font || {}), size: font.size };
+        if (a.text) a.text = wrap(String(a.text).replace(/<br\s*\/?>/gi, " "), width, font);
+      });
+      update.annotations = annotations;
+      return { update, grow };
+    }
+
+    // A subplot title on an axis title (stacked subplots, squeezed): the figure grows taller.
+    const axisTitles = [...gd.querySelectorAll(".infolayer g")]
+      .filter((g) => /^g-[xy]\d*title$/.test(g.getAttribute("class") || ""))
+      .flatMap((g) => texts(g, "text"));
+    if (notes.some((n) => axisTitles.some((a) => meets(box(n), box(a)))) && (state.taller || 0) < 6) {
+      state.taller = (state.taller || 0) + 1;
+      grow += 60;
+      update.height = full.height + 60;
+      return { update, grow };
+    }
+
+    // A legend entry wider than the figure: its name wraps (a trace's name is data: restyled).
+    if (state.legendMoved && !state.namesWrapped) {
+      const long = [...gd.querySelectorAll(".legend g.traces")].filter((g) => box(g).r > svg.r - 2);
+      const traceOf = (g) => {
+        const d = g.__data__ && g.__data__[0];
+        const item = Array.isArray(d) ? d[0] : d;
+        return item && item.trace ? item.trace.index : undefined;
+      };
+      const indices = long.map(traceOf);
+      if (indices.length && indices.every((i) => Number.isInteger(i))) {
+        state.namesWrapped = true;
+        const names = indices.map((i) => wrap(gd.data[i].name || "", svg.w - 60, full.legend.font));
+        return { update, grow, restyle: [{ name: names }, indices], names: indices.map((i) => gd.data[i].name) };
       }
     }
 
@@ -189,11 +222,12 @@ const gumbelBookFigures = (() => {
     }
     if (clippedTraces.size) {
       state.unclipped = true;
-      return { update, grow, restyle: [{ cliponaxis: false }, [...clippedTraces]] };
+      return { update, grow, restyle: [{ cliponaxis: false }, [...clippedTraces]], names: null };
     }
 
-    // Text cut off by an edge of the figure: that margin widens.
-    const all = texts(gd, "text");
+    // Text cut off by an edge of the figure: that margin widens (legend and title text excepted, wrapped
+    // above; and never so far that the plot keeps under half the width).
+    const all = texts(gd, "text").filter((n) => !n.closest(".legend") && !n.closest(".g-gtitle"));
     const cut = { l: 0, r: 0, t: 0, b: 0 };
     for (const node of all) {
       const b = box(node);
@@ -201,7 +235,10 @@ const gumbelBookFigures = (() => {
       cut.r = Math.max(cut.r, b.r - svg.r);
       cut.b = Math.max(cut.b, b.b - svg.b);
     }
-    for (const side of ["l", "r", "b"]) if (cut[side] > 1) push(side, cut[side]);
+    for (const side of ["l", "r"]) {
+      if (cut[side] > 1 && margin.l + margin.r + cut[side] < full.width / 2) push(side, cut[side]);
+    }
+    if (cut.b > 1) push("b", cut.b);
     if (update.margin) return { update, grow };
 
     // A slider over the tick labels or the axis title: the slider moves down.
@@ -227,10 +264,10 @@ const gumbelBookFigures = (() => {
       const saved = original(gd);
       const boxes = [gd, gd.parentElement].filter((el) => el && el.style.height);
       if (gd._gumbelBookHeights === undefined) gd._gumbelBookHeights = boxes.map((el) => el.style.height);
-      if (gd._gumbelBookRestyled) {
-        await Plotly.restyle(gd, { cliponaxis: true }, gd._gumbelBookRestyled[1]);
-        gd._gumbelBookRestyled = null;
+      for (const [[change, indices], names] of (gd._gumbelBookRestyled || []).reverse()) {
+        await Plotly.restyle(gd, names ? { name: names } : { cliponaxis: true }, indices);
       }
+      gd._gumbelBookRestyled = null;
       if (gd._gumbelBookChanged) {
         await Plotly.relayout(gd, clone(saved));
         boxes.forEach((el, k) => (el.style.height = gd._gumbelBookHeights[k]));
@@ -238,9 +275,10 @@ const gumbelBookFigures = (() => {
       }
       const state = {};
       for (let pass = 0; pass < MAX_PASSES; pass++) {
-        const { update, grow, restyle } = fixes(gd, state);
+        const { update, grow, restyle, names } = fixes(gd, state);
+        if (window.gumbelBookDebug) console.log(pass, JSON.stringify(update), JSON.stringify(restyle || null), grow);
         if (restyle) {
-          gd._gumbelBookRestyled = restyle;
+          gd._gumbelBookRestyled = [...(gd._gumbelBookRestyled || []), [restyle, names]];
           await Plotly.restyle(gd, ...restyle);
           continue;
         }
