@@ -19,6 +19,7 @@ import jupytext
 import nbformat
 import pytest
 from test_package import notebook_pages
+from test_reader import raw_myst
 
 from gumbel_book.sphinxext.jupyter_markdown import References, convert_markdown
 from gumbel_book.sphinxext.notebooks import answer_cell_source, download_notebook, student_cells
@@ -27,14 +28,21 @@ ROOT = Path(__file__).resolve().parents[2]
 HTML_DIR = Path(os.environ.get("GUMBEL_BOOK_HTML_DIR", ROOT / "_build" / "html"))
 GLUE_DIR = HTML_DIR.parent / "jupyter_execute"
 NOT_BUILT = f"no built book at {HTML_DIR}: run the README's install-and-build command"
-RAW_MYST = re.compile(r"```\{|:::\{|\{[a-z][\w-]*(?::[\w-]+)?\}`|^:label:|^\([\w-]+\)=\s*$", re.M)
+TARGET = re.compile(r"^\([\w-]+\)=\s*$", re.M)
 GRADER = re.compile(r"#\s*(BEGIN|END)\s+(QUESTION|SOLUTION|TESTS|PROMPT)|#\s*SOLUTION\s*$|ASSIGNMENT CONFIG", re.M)
 
 
-def without_code(markdown: str) -> str:
-    """Markdown without its code fences (the check to run, say), where code may hold anything. Code spans stay:
-    a role wrapped in backticks shows raw in the book and in Jupyter alike."""
-    return re.sub(r"^(`{3,}|~{3,})(?!\{).*?^\1\s*$", "", markdown, flags=re.M | re.S)
+def as_rendered(markdown: str) -> str:
+    """Roughly the text Jupyter shows for ``markdown``: code fences dropped (code may hold anything), code spans
+    replaced by their content (a role wrapped in backticks shows raw there, as in the book)."""
+    markdown = re.sub(r"^(`{3,}|~{3,})(?!\{).*?^\1\s*$", "", markdown, flags=re.M | re.S)
+    return re.sub(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)", r"\2", markdown, flags=re.S)
+
+
+def raw_markdown(markdown: str) -> list[str]:
+    """MyST syntax that Jupyter would show as text: what the browser test looks for, and ``(label)=`` targets."""
+    text = as_rendered(markdown)
+    return raw_myst(text) + TARGET.findall(text)
 
 
 # ------------------------------------------------------------------------------------------- the converter
@@ -53,6 +61,12 @@ def _refs() -> References:
         citations={"kool2019": ("Kool et al.", "2019"), "jang2017": ("Jang et al.", "2017")},
         glue={"book/gumbel_max": {"tv": {"data": {"text/plain": "0.012345"}}, "name": {"data": {"text/plain": "'x'"}}}},
     )
+
+
+def test_raw_markdown_sees_a_wrapped_role_but_not_a_quoted_name():
+    """Negative control: a role inside backticks shows raw; a directive's name quoted as code does not."""
+    assert raw_markdown("The best is `{glue:text}`ref_best_est``, at") and raw_markdown("(sec-x)=\n# X")
+    assert not raw_markdown("Raw cells (a `{raw-cell}` block in MyST Markdown), and:\n\n```md\n{doc}`x`\n```")
 
 
 def test_roles_become_text_links_and_glued_values():
@@ -109,7 +123,7 @@ print("{doc}`kept`")
     assert "> **Note.** Mind the tail." in out
     assert "**Exercise 5 (Top-k).** Write it." in out
     assert '```python\nprint("{doc}`kept`")\n```' in out, "a code fence is kept as it is"
-    assert not RAW_MYST.search(without_code(out)), out
+    assert not raw_markdown(out), out
 
 
 def test_without_a_build_roles_fall_back_to_their_text():
@@ -193,7 +207,7 @@ def _solution_lines(page: str) -> list[str]:
 def test_downloaded_markdown_is_plain(page):
     """No MyST role, directive, target or option in any Markdown cell (code fences and spans aside)."""
     nb = _built(page)
-    raw = [m.group(0) for c in nb.cells if c.cell_type == "markdown" for m in RAW_MYST.finditer(without_code(c.source))]
+    raw = [found for c in nb.cells if c.cell_type == "markdown" for found in raw_markdown(c.source)]
     assert not raw, f"{page}.ipynb: MyST left in its Markdown: {raw[:5]}"
 
 
@@ -290,5 +304,5 @@ def test_download_notebook_without_a_build_is_plain_too():
     page = next(p for p in notebook_pages() if "{solution-start}" in (ROOT / f"{p}.md").read_text())
     nb = download_notebook(ROOT / f"{page}.md", "9.8.7")
     text = "\n".join(c.source for c in nb.cells)
-    assert not [c for c in nb.cells if c.cell_type == "markdown" and RAW_MYST.search(without_code(c.source))]
+    assert not [c for c in nb.cells if c.cell_type == "markdown" and raw_markdown(c.source)]
     assert _solution_lines(page) and not [line for line in _solution_lines(page) if line in text]
