@@ -276,7 +276,6 @@ const gumbelBookFigures = (() => {
       const state = {};
       for (let pass = 0; pass < MAX_PASSES; pass++) {
         const { update, grow, restyle, names } = fixes(gd, state);
-        if (window.gumbelBookDebug) console.log(pass, JSON.stringify(update), JSON.stringify(restyle || null), grow);
         if (restyle) {
           gd._gumbelBookRestyled = [...(gd._gumbelBookRestyled || []), [restyle, names]];
           await Plotly.restyle(gd, ...restyle);
