@@ -319,8 +319,22 @@ const gumbelBookFigures = (() => {
     Promise.all([...document.querySelectorAll(".plotly-graph-div")].filter((gd) => gd._fullLayout).map(fitFigure));
 
   let resizeTimer = null;
+  /** Every figure drawn (plotly.py's inline scripts start drawing while the page loads), or 10 s gone. */
+  const drawn = () =>
+    new Promise((resolve) => {
+      const started = Date.now();
+      const poll = () => {
+        const figures = [...document.querySelectorAll(".plotly-graph-div")];
+        if (figures.every((gd) => gd._fullLayout && gd.querySelector(".main-svg")) || Date.now() - started > 10000) {
+          resolve();
+        } else {
+          setTimeout(poll, 50);
+        }
+      };
+      poll();
+    });
   const ready = new Promise((resolve) => {
-    const start = () => fitAll().then(resolve, resolve);
+    const start = () => drawn().then(fitAll).then(resolve, resolve);
     if (document.readyState === "complete") start();
     else window.addEventListener("load", start);
   });
