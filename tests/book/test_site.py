@@ -127,3 +127,26 @@ def test_strip_markers_removes_only_the_marker_lines():
     assert strip_markers(source) == "def f(x):\n    return x  # the answer\n"
     inline = "x = 1  # BEGIN SOLUTION, after code, is not a marker\n"
     assert strip_markers(inline) == inline
+
+
+def test_drop_fontawesome_js_removes_only_that_tag(tmp_path):
+    from gumbel_book.sphinxext.offline import drop_fontawesome_js
+
+    page = tmp_path / "book" / "x.html"
+    page.parent.mkdir()
+    keep = '<script defer src="../_static/scripts/bootstrap.js?digest=1"></script>\n'
+    page.write_text('  <script defer src="../_static/scripts/fontawesome.js?digest=55c2"></script>\n' + keep)
+    assert drop_fontawesome_js(tmp_path) == 1 and page.read_text() == keep
+    assert drop_fontawesome_js(tmp_path) == 0, "a second pass finds nothing"
+
+
+@pytest.mark.parametrize("page", toc_pages())
+def test_pages_load_plotly_only_with_a_figure_and_no_fontawesome_js(page):
+    """The theme's fontawesome.js (1.5 MB, custom icons) is gone; plotly.js (4.8 MB) only where a figure is."""
+    path = HTML_DIR / f"{page}.html"
+    assert path.exists(), f"{path} missing; {NOT_BUILT}"
+    text = path.read_text()
+    assert "fontawesome.js" not in text
+    scripts = re.findall(r'<script[^>]*src="[^"]*plotly[^"]*"', text)
+    assert len(scripts) == (1 if 'class="plotly-graph-div"' in text else 0), f"{page}: plotly scripts {scripts}"
+    assert "_static/gumbel-book.js" in text and "_static/gumbel-book.css" in text
