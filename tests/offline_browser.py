@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gzip
 import http.server
+import io
 import os
 import threading
 from collections.abc import Iterator
@@ -31,12 +33,39 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+#: What GitHub Pages sends gzip-compressed when the browser accepts it: text, not fonts or images.
+COMPRESSED_SUFFIXES = {".html", ".js", ".css", ".json", ".svg", ".txt", ".xml", ".map", ".ipynb"}
+
+
+class _GzipHandler(_QuietHandler):
+    """Serves text files gzip-compressed to a browser that accepts it, as GitHub Pages does, so that the bytes a
+    test measures are the bytes a reader of the published book downloads."""
+
+    _cache: dict[tuple[str, float], bytes] = {}
+
+    def send_head(self):
+        path = Path(self.translate_path(self.path))
+        accepts = "gzip" in self.headers.get("Accept-Encoding", "")
+        if not (accepts and path.is_file() and path.suffix in COMPRESSED_SUFFIXES):
+            return super().send_head()
+        key = (str(path), path.stat().st_mtime)
+        if key not in self._cache:
+            self._cache[key] = gzip.compress(path.read_bytes(), compresslevel=6, mtime=0)
+        body = self._cache[key]
+        self.send_response(200)
+        self.send_header("Content-Type", self.guess_type(str(path)))
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        return io.BytesIO(body)
+
+
 @contextlib.contextmanager
-def serve(directory: Path) -> Iterator[str]:
-    """Serve ``directory`` on 127.0.0.1 (a free port) for the length of the block; yields the base URL."""
-    httpd = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(directory))
-    )
+def serve(directory: Path, *, compress: bool = False) -> Iterator[str]:
+    """Serve ``directory`` on 127.0.0.1 (a free port) for the length of the block; yields the base URL. With
+    ``compress``, text files go out gzip-compressed, as GitHub Pages sends them."""
+    handler = _GzipHandler if compress else _QuietHandler
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(directory)))
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}"

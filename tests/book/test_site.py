@@ -76,15 +76,20 @@ def test_page_launch_buttons_carry_the_configured_urls(page):
 
 @pytest.mark.parametrize("page", notebook_pages())
 def test_download_notebook_is_the_chapter_headed_by_the_install_cell(page):
-    """Without a build: the generated notebook keeps every cell of the source and adds only the install cell."""
+    """Without a build: the generated notebook is the install cell, then the chapter as a student's notebook
+    (tests/book/test_downloads.py says what that drops and converts)."""
     import jupytext
 
-    from gumbel_book.sphinxext.notebooks import download_notebook
+    from gumbel_book.sphinxext.jupyter_markdown import References
+    from gumbel_book.sphinxext.notebooks import download_notebook, student_cells
 
     source = jupytext.read(ROOT / f"{page}.md")
     nb = download_notebook(ROOT / f"{page}.md", "9.8.7")
     assert nb.cells[0].source == install_cell_source("9.8.7") and "gumbel-book==9.8.7" in nb.cells[0].source
-    assert [c.source for c in nb.cells[1:]] == [c.source for c in source.cells]
+    expected = student_cells(source.cells, References(docname=page))
+    assert [c.source for c in nb.cells[1:]] == [c.source for c in expected]
+    kept = [c.source for c in source.cells if c.cell_type == "code" and "claim" not in c.metadata.get("tags", [])]
+    assert [c.source for c in nb.cells[1:] if c.cell_type == "code"][:3] == kept[:3], "the chapter's opening cells"
     assert "jupytext" not in nb.metadata, "a downloaded notebook must not be paired with a .md the reader lacks"
     assert [c.id for c in nb.cells] == [f"cell-{i}" for i in range(len(nb.cells))]
 
@@ -122,3 +127,26 @@ def test_strip_markers_removes_only_the_marker_lines():
     assert strip_markers(source) == "def f(x):\n    return x  # the answer\n"
     inline = "x = 1  # BEGIN SOLUTION, after code, is not a marker\n"
     assert strip_markers(inline) == inline
+
+
+def test_drop_fontawesome_js_removes_only_that_tag(tmp_path):
+    from gumbel_book.sphinxext.offline import drop_fontawesome_js
+
+    page = tmp_path / "book" / "x.html"
+    page.parent.mkdir()
+    keep = '<script defer src="../_static/scripts/bootstrap.js?digest=1"></script>\n'
+    page.write_text('  <script defer src="../_static/scripts/fontawesome.js?digest=55c2"></script>\n' + keep)
+    assert drop_fontawesome_js(tmp_path) == 1 and page.read_text() == keep
+    assert drop_fontawesome_js(tmp_path) == 0, "a second pass finds nothing"
+
+
+@pytest.mark.parametrize("page", toc_pages())
+def test_pages_load_plotly_only_with_a_figure_and_no_fontawesome_js(page):
+    """The theme's fontawesome.js (1.5 MB, custom icons) is gone; plotly.js (4.8 MB) only where a figure is."""
+    path = HTML_DIR / f"{page}.html"
+    assert path.exists(), f"{path} missing; {NOT_BUILT}"
+    text = path.read_text()
+    assert "fontawesome.js" not in text
+    scripts = re.findall(r'<script[^>]*src="[^"]*plotly[^"]*"', text)
+    assert len(scripts) == (1 if 'class="plotly-graph-div"' in text else 0), f"{page}: plotly scripts {scripts}"
+    assert "_static/gumbel-book.js" in text and "_static/gumbel-book.css" in text

@@ -3,6 +3,11 @@
 Inside the Jupyter Book build (``$GUMBEL_BOOK_HTML`` is set by :mod:`gumbel_book.sphinxext.offline`)
 figures render as plain HTML that calls the page's single copy of plotly.js, because myst-nb drops
 plotly's own mime type. Everywhere else (Jupyter, VS Code) plotly's usual renderers apply.
+
+One layout serves every width: in the book, ``gumbel-book.js`` (:mod:`gumbel_book.sphinxext.offline`)
+refits a drawn figure to its width (a title under the toolbar and wrapped, the legend below the plot on a
+phone, margins for labels and slider ticks). The toolbar keeps four buttons, so that it takes little of
+the title's row.
 """
 
 from __future__ import annotations
@@ -15,7 +20,19 @@ from ..settings import in_book_build
 
 RENDERER = "gumbel_book_html"
 DEFAULT_HEIGHT = 450
-PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
+#: The toolbar's buttons that a reader of a static figure rarely needs (box and lasso select, zoom in and out,
+#: autoscale, spike lines, hover modes); it keeps: save as PNG, zoom, pan, reset axes.
+MODEBAR_REMOVED = [
+    "select2d",
+    "lasso2d",
+    "zoomIn2d",
+    "zoomOut2d",
+    "autoScale2d",
+    "toggleSpikelines",
+    "hoverClosestCartesian",
+    "hoverCompareCartesian",
+]
+PLOTLY_CONFIG = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": MODEBAR_REMOVED}
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
 
 
