@@ -8,6 +8,9 @@ One worker serves most tests (starting one imports torch and the package: second
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import io
 import math
 import os
 import signal
@@ -19,6 +22,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from gumbel_book.course.redteam import ALIAS_CHECKS, ALIASES
 from gumbel_book.course.remote import Limits, Notebook, RemoteFunction, RemoteNamespace, StudentError, WorkerLost
 from gumbel_book.course.sandbox import landlock_abi
 from gumbel_book.exercises import gumbel_max, straight_through
@@ -172,7 +176,7 @@ def test_cannot_switch_the_blocker_off(worker):
 
 # --- the package's answers are unavailable by where they come from ---------------------------------------------
 
-ALIASES = {
+EXPRESSIONS = {
     "torch.ops.aten.multinomial": "torch.ops.aten.multinomial(torch.ones(3), 2)",
     "_VariableFunctions.multinomial": "torch._C._VariableFunctions.multinomial(torch.ones(3), 2)",
     "Tensor.multinomial": "torch.ones(3).multinomial(2)",
@@ -193,9 +197,9 @@ ALIASES = {
 }
 
 
-@pytest.mark.parametrize("alias", ALIASES, ids=lambda a: a.replace(" ", "-"))
+@pytest.mark.parametrize("alias", EXPRESSIONS, ids=lambda a: a.replace(" ", "-"))
 def test_aliases_of_the_answers_fail(worker, alias):
-    expression = ALIASES[alias]
+    expression = EXPRESSIONS[alias]
     if expression is None:  # the answer IS a package function: the worker's own code calls it for the grader
         fn = function(worker, "aliased = gb.sampling.sample_gumbel", "aliased")
     else:
@@ -226,6 +230,18 @@ def test_every_known_answer_is_blocked(worker):
         with remote_checks(), pytest.raises(AssertionError, match="not allowed"):
             worker.deadline = time.monotonic() + 60
             fn(*spec.split(":"))
+
+
+@pytest.mark.parametrize("question", ALIAS_CHECKS)
+def test_the_red_team_aliases_are_correct_answers_when_nothing_blocks_them(question):
+    """The negative control of the red-team notebooks: each alias of ``redteam.ALIASES`` passes its check when the
+    guard is off (under ``remote_checks`` own_work blocks nothing in this process), so a 0 for it in the grader
+    comes from the worker's blocker, not from a wrong answer."""
+    chapter, check, name = ALIAS_CHECKS[question]
+    namespace = {"torch": torch, "lab": importlib.import_module(f"gumbel_book.labs.{chapter}")}
+    exec(ALIASES[chapter][question], namespace)  # noqa: S102 - the red-team's own code
+    with remote_checks(), contextlib.redirect_stdout(io.StringIO()):
+        assert getattr(importlib.import_module(f"gumbel_book.exercises.{chapter}"), check)(namespace[name]) is None
 
 
 def test_allowed_helpers_and_plain_torch_still_work(worker):

@@ -15,6 +15,7 @@ says what happened; ``flags`` lists code that looks like an attempt on the grade
 from __future__ import annotations
 
 import ast
+import contextlib
 import csv
 import hashlib
 import importlib.util
@@ -255,7 +256,8 @@ def grade_folder(
     submissions = sorted(Path(folder).glob("*.ipynb"))
     if not submissions:
         raise FileNotFoundError(f"no .ipynb submissions in {folder}")
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    # The checks print "correct": keep that out of the grader's output (one redirect for all threads, here).
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool, contextlib.redirect_stdout(io.StringIO()):
         results = list(
             pool.map(
                 lambda s: grade_submission(s, chapter, course_dir, Path(out) / s.stem, timeout, limits), submissions
