@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import time
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,6 +28,7 @@ from gumbel_book.course.build import assignment_notebook, build_chapter
 from gumbel_book.course.chapters import strip_solutions
 from gumbel_book.course.demo import WRONG, write_demo_submissions
 from gumbel_book.course.grade import grade_folder
+from gumbel_book.course.leaks import guard_lines
 from gumbel_book.course.redteam import ALIASES, HANGS, aliased, crashing, tampered
 from gumbel_book.course.written import rubric
 
@@ -200,6 +204,45 @@ def points_of(chapter) -> list[str]:
     from gumbel_book.course.build import points_by_question
 
     return list(points_by_question(assignment_notebook(chapter)))
+
+
+# Solution code lines that are also the package's own library code, where the book implements the same formula
+# for its figures and labs (not in the exercises, the course tools or any data file): {line: the one file}.
+LIBRARY_IDIOMS = {
+    "z = mu + sigma * eps": "gumbel_book/labs/reparameterization.py",
+    "log_q = torch.log_softmax(logits, dim=-1)": "gumbel_book/vae/model.py",
+}
+
+
+def test_the_wheel_holds_no_solution(tmp_path):
+    """What a student installs: no solution line (prose, code or hidden guard) in any file of the wheel (the
+    language-model corpus included), apart from :data:`LIBRARY_IDIOMS`; and no stated answer in the checks."""
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    (wheel,) = tmp_path.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        texts = {n: archive.read(n).decode("utf-8", "replace") for n in archive.namelist() if not n.endswith(".so")}
+    assert "gumbel_book/labs/book_prose.txt" in texts and "gumbel_book/exercises/reparameterization.py" in texts
+    lines = {line for c in discover_chapters(ROOT) for nb in [assignment_notebook(c)] for line in _telling(nb)}
+    assert len(lines) > 80
+    leaks = sorted(
+        f"{name}: {line!r}"
+        for line in lines
+        for name, text in texts.items()
+        if line in text and LIBRARY_IDIOMS.get(line) != name
+    )
+    assert leaks == []
+    checks = "\n".join(t for n, t in texts.items() if n.startswith("gumbel_book/exercises/"))
+    for stated in ("SCORE_VARIANCE = 30", "34 - 4", "mu^2 + 3 sigma^2", "b* ="):
+        assert stated not in checks, f"a check module states an answer: {stated!r}"
+
+
+def _telling(nb) -> list[str]:
+    return solution_lines(nb) + guard_lines(nb)
 
 
 def test_student_edition_strips_every_solution():

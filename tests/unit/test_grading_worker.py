@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
+import json
 import math
 import os
 import signal
@@ -334,3 +335,53 @@ def test_exits_hangs_and_crashes_cost_only_that_call(tmp_path):
         "fine": "ok",
     }
     assert not Path(notebook.worker.workdir).exists()  # the worker's folder is gone on every path
+
+
+# --- the wire carries data only ----------------------------------------------------------------------------------
+
+
+def test_values_cross_the_wire_as_data():
+    import numpy as np
+
+    from gumbel_book.course import wire
+
+    value = {
+        "scalar": torch.tensor(2.5, dtype=torch.float64),
+        "empty": torch.zeros(0, 3),
+        "flags": torch.tensor([True, False]),
+        "half": torch.ones(2, dtype=torch.float16),
+        "ints": torch.arange(6).reshape(2, 3)[:, 1:],  # not contiguous
+        "nested": [1, 2.0, None, "text", (math.nan, math.inf)],
+        "array": np.arange(4.0),
+        "np_scalar": np.float64(0.25),
+    }
+    encoder = wire.Encoder()
+    header = encoder.encode(value)
+    back = wire.Decoder(encoder.blobs).decode(json.loads(json.dumps(header)))
+    for name in ("scalar", "empty", "flags", "half", "ints"):
+        assert torch.equal(back[name], value[name]) and back[name].dtype == value[name].dtype, name
+    assert back["nested"][:4] == [1, 2.0, None, "text"] and math.isnan(back["nested"][4][0])
+    assert np.array_equal(back["array"], value["array"]) and back["np_scalar"] == 0.25
+    assert type(wire.Decoder([]).decode(wire.Encoder().encode(object()))).__name__ == "object"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"$t": 0, "dtype": "float64", "shape": [3]},  # 8 bytes for 3 float64s
+        {"$t": 0, "dtype": "object", "shape": [1]},
+        {"$t": 5, "dtype": "uint8", "shape": [1]},
+        {"$t": 0, "dtype": "uint8", "shape": [-8]},
+        {"$unknown": 1},
+    ],
+)
+def test_malformed_values_are_refused(message):
+    from gumbel_book.course import wire
+
+    with pytest.raises(wire.WireError):
+        wire.Decoder([b"\0" * 8]).decode(message)
+    deep: list = []
+    for _ in range(40):
+        deep = [deep]
+    with pytest.raises(wire.WireError, match="deep"):
+        wire.Decoder([]).decode(deep)

@@ -165,7 +165,7 @@ class Encoder:
         if name is None or plain.layout != torch.strided or plain.is_complex():
             return {"$obj": "UnsupportedTensor"}
         data = plain.cpu().contiguous()
-        self.blobs.append(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"")
+        self.blobs.append(data.reshape(-1).view(torch.uint8).numpy().tobytes() if data.numel() else b"")
         entry = {"$t": len(self.blobs) - 1, "dtype": name, "shape": list(data.shape)}
         if self.track_grad and t.requires_grad:
             entry["grad"] = len(self.grad_outputs)
