@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import sys
 import time
 from collections.abc import Sequence
@@ -42,7 +44,8 @@ def _cmd_grade(args: argparse.Namespace) -> int:
             print(f"{Path(r['submission']).name}: {r['score']:g} / {r['max_score']:g} ({r['status']}){flagged}")
         print(f"wrote {out / f'{args.chapter}-grades.csv'} and {out / f'{args.chapter}-written.md'}")
         return 0
-    result = grade_submission(target, args.chapter, Path(args.course), out, args.timeout, limits)
+    with contextlib.redirect_stdout(io.StringIO()):  # the checks print "correct"
+        result = grade_submission(target, args.chapter, Path(args.course), out, args.timeout, limits)
     print(format_table(result))
     print(f"wrote {out / 'results.json'}")
     return 0 if result["status"] == "ok" else 1

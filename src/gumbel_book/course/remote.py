@@ -58,7 +58,7 @@ class Limits:
     seconds: float = 120.0
     memory_mb: int = 6144
     file_mb: int = 64
-    max_restarts: int = 4
+    max_restarts: int = 10
 
 
 def _minimal_env(workdir: str) -> dict:
@@ -416,13 +416,21 @@ class RemoteFunction:
 
     def __call__(self, *args, **kwargs):
         notebook = self.notebook
-        encoder = wire.Encoder(generator_seed=lambda g: notebook.seed(g.get_state().numpy().tobytes()), track_grad=True)
+        generators: list[torch.Generator] = []
+
+        def generator_seed(gen: torch.Generator) -> int:
+            generators.append(gen)
+            return notebook.seed(gen.get_state().numpy().tobytes())
+
+        encoder = wire.Encoder(generator_seed=generator_seed, track_grad=True)
         header = {"op": "call", "fn": self._current_handle()}
         header["args"], header["kwargs"] = encoder.encode(list(args)), encoder.encode(dict(kwargs))
         remote = current_remote()
         if remote is not None and remote.global_seed is not None:
             header["seed"] = notebook.seed(f"global {remote.global_seed}".encode())
         reply, blobs = notebook.request(header, encoder.blobs)
+        for gen in generators:  # the worker used up its copy: move this one on too, so a second call differs
+            gen.manual_seed(notebook.seed(gen.get_state().numpy().tobytes() + b" used"))
         if "error" in reply:
             _raise_for(reply["error"])
         decoder = wire.Decoder(blobs, function=lambda entry: RemoteFunction(notebook, entry, self.name))

@@ -48,8 +48,9 @@ def check_straight_through_layer(
 ) -> None:
     """Check ``layer(logits, generator)``: plain straight-through along the last dim.
 
-    The output must be one-hot (up to rounding: ``y_hard + p - p.detach()`` is not exactly 0 and 1), distributed as Categorical(softmax(logits)) (z-tests at Z_LIMIT
-    standard errors), and its gradient must be the softmax's: ``d(y . w)/d logits = J(p) w``.
+    The output must be one-hot (up to rounding: ``y_hard + p - p.detach()`` is not exactly 0 and 1), distributed
+    as Categorical(softmax(logits)) (z-tests at Z_LIMIT standard errors), and its gradient must be the softmax's:
+    ``d(y . w)/d logits = J(p) w``.
     """
     check_callable(layer, "layer")
     n = 20_000
