@@ -43,12 +43,12 @@ def _student_toc(root: Path) -> dict:
 
 def student_config(config: dict) -> dict:
     """The full book's ``_config.yml`` for the student edition: not executed, and with nothing that leads to the
-    full book (which shows the solutions): no repository (so no Colab or Binder buttons, whose notebooks are the
-    full book's) and no canonical link to the published site."""
+    full book (which shows the solutions): no repository address (so no Colab or Binder buttons, whose notebooks
+    are the full book's) and no canonical link to the published site (or to any other)."""
     config = dict(config)
     config["title"] = f"{config.get('title', 'The book')} (student edition)"
     config.setdefault("execute", {})["execute_notebooks"] = "off"
-    config.pop("repository", None)
+    config["repository"] = {"url": ""}  # without the key, Jupyter Book falls back to its own repository
     config["launch_buttons"] = {"notebook_interface": "jupyterlab", "thebe": False}
     html = config.setdefault("html", {})
     html.update(use_repository_button=False, use_issues_button=False, use_edit_page_button=False, baseurl="")
