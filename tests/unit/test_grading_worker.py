@@ -385,3 +385,32 @@ def test_malformed_values_are_refused(message):
         deep = [deep]
     with pytest.raises(wire.WireError, match="deep"):
         wire.Decoder([]).decode(deep)
+
+
+# --- at home, own_work blocks the same answers by the same rule ------------------------------------------------
+
+
+def test_own_work_at_home_blocks_the_aliases_and_restores_everything():
+    import numpy as np
+
+    from gumbel_book.exercises.guard import own_work
+    from gumbel_book.labs import gumbel_max as gm_lab
+
+    before = (np.random.gumbel, sys.getprofile())
+    aliases = (
+        lambda: torch.ops.aten.multinomial(torch.ones(3), 2),
+        lambda: torch._C._VariableFunctions.multinomial(torch.ones(3), 2),
+        lambda: np.random.gumbel(size=3),
+        lambda: np.random.default_rng(0),
+        lambda: torch.distributions.kl._kl_categorical_categorical(
+            torch.distributions.Categorical(logits=torch.zeros(3)),
+            torch.distributions.Categorical(logits=torch.ones(3)),
+        ),
+        lambda: gm_lab.ordered_tuple_probabilities((0.5, 0.3, 0.2), 2),
+    )
+    for alias in aliases:
+        with pytest.raises(AssertionError, match="is not allowed in this exercise: use only x"), own_work("use only x"):
+            alias()
+    assert (np.random.gumbel, sys.getprofile()) == before
+    assert int(torch.ops.aten.multinomial(torch.ones(3), 1)) in (0, 1, 2) and np.random.gumbel(size=2).shape == (2,)
+    assert gm_lab.ordered_tuple_probabilities((0.5, 0.5), 1)[(0,)] == pytest.approx(0.5)

@@ -188,6 +188,11 @@ def grade_submission(
         finally:
             notebook.close()
     questions = {q: {"score": scores[q], "max": p} for q, p in points["points"].items()}
+    refused = [
+        f"cell {c['cell']}: refused by the sandbox ({c['message'][:120]})"
+        for c in report["cells"]
+        if "not allowed while grading" in c["message"]  # the sandbox's refusals (the answer blocker's are not flags)
+    ]
     result = {
         "chapter": chapter,
         "submission": str(submission),
@@ -195,7 +200,7 @@ def grade_submission(
         "questions": questions,
         "score": sum(q["score"] for q in questions.values()),
         "max_score": points["total"],
-        "flags": flags(cells),
+        "flags": flags(cells) + refused,
         "seconds": round(time.perf_counter() - start, 1),
     }
     (out / "results.json").write_text(json.dumps(result, indent=2) + "\n")

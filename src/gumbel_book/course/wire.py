@@ -34,7 +34,7 @@ DTYPES = {
     "uint8": torch.uint8,
     "bool": torch.bool,
 }
-MAX_MESSAGE_BYTES = 512 * 2**20  # a reply larger than this is refused and costs the question
+MAX_MESSAGE_BYTES = 128 * 2**20  # a reply larger than this is refused and costs the question
 MAX_DEPTH = 16
 MAX_ITEMS = 100_000
 MAX_TEXT = 10_000
