@@ -218,7 +218,7 @@ def answer(module, name):
     import importlib
     fn = getattr(importlib.import_module(module), name)
     params = inspect.signature(fn).parameters.values()
-    positional = (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     return fn(*[None for p in params if p.default is p.empty and p.kind in positional])
 """
 
