@@ -309,14 +309,16 @@ def test_exits_hangs_and_crashes_cost_only_that_call(tmp_path):
         "def fine(shape, generator=None):\n    return -torch.log(torch.empty(shape).exponential_(generator=generator))",
         "print('x' * 200_000_000)",  # a huge output fails the cell (file size limit), nothing else
         "big = torch.empty(2**40)",  # over the memory limit: fails the cell, nothing else
+        "def half(shape, generator=None):\n    return torch.zeros(shape)\nraise ValueError('after a definition')",
     ]
     notebook = Notebook(cells, [], [str(tmp_path)], b"k", Limits(seconds=3, file_mb=16))
     try:
         results = notebook.run()
-        assert [r.status for r in results][:6] == ["ok"] * 6 and results[6].status == results[7].status == "error"
+        assert [r.status for r in results][:6] == ["ok"] * 6
+        assert results[6].status == results[7].status == results[8].status == "error"
         env = RemoteNamespace(notebook)
         outcomes = {}
-        for name in ("exits", "interrupted", "dies", "hangs", "fine"):
+        for name in ("exits", "interrupted", "dies", "hangs", "fine", "half"):
             notebook.ensure()
             notebook.deadline = time.monotonic() + 3
             with remote_checks():
@@ -333,6 +335,7 @@ def test_exits_hangs_and_crashes_cost_only_that_call(tmp_path):
         "dies": "WorkerLost",
         "hangs": "WorkerLost",
         "fine": "ok",
+        "half": "ok",  # defined by a cell that failed after it: replayed after each restart
     }
     assert not Path(notebook.worker.workdir).exists()  # the worker's folder is gone on every path
 

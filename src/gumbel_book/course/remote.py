@@ -164,6 +164,9 @@ class Worker:
         log = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             self.pid = Zygote.shared().spawn(config, [requests_r, replies_w, log])
+        except WorkerLost:
+            self.close()
+            raise
         finally:
             for fd in (requests_r, replies_w, log):
                 os.close(fd)
@@ -287,6 +290,8 @@ class Notebook:
     # --- the worker's life ---
 
     def _start(self) -> None:
+        if self.worker is not None:
+            self.worker.close()
         if self.restarts > self.limits.max_restarts:
             raise WorkerLost(f"the worker was lost {self.restarts} times: grading stopped")
         self.worker = Worker(self.preload, self.hidden, self.limits)
@@ -321,8 +326,10 @@ class Notebook:
         return self.results
 
     def _replay(self, upto: int) -> None:
+        """Run the cells before ``upto`` again in a fresh worker, all but those that lost a worker (a cell that
+        failed half-way may still have defined an answer before its error)."""
         for result in self.results[:upto]:
-            if result.index in self.bad or result.status != "ok":
+            if result.index in self.bad:
                 continue
             again = self._exec(result.index)
             if again.status == "lost":
