@@ -55,7 +55,7 @@ def course(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def graded(course, tmp_path_factory):
-    """Grade reference, untouched and one-wrong submissions of every chapter with ``otter run``."""
+    """Grade reference, untouched and one-wrong submissions of every chapter (the notebook in a worker)."""
     out, _ = course
     results = {}
     for chapter in CHAPTERS:

@@ -175,6 +175,31 @@ def test_cannot_switch_the_blocker_off(worker):
             function(worker, "def again(shape, generator=None):\n    return gb.sample_gumbel(shape)", "again")((3,))
 
 
+def test_the_in_process_layers_hold_alone(secrets, tmp_path):
+    """On a kernel without Landlock, seccomp or user namespaces, the audit hook still refuses the escapes."""
+    notebook = Notebook([SETUP], [], [str(secrets)], b"k", Limits(seconds=60, kernel_layers=False))
+    try:
+        assert notebook.run()[0].status == "ok"
+        assert notebook.worker.sandbox["landlock"].startswith("off") and notebook.worker.sandbox["audit_hook"] == "on"
+        target = tmp_path / "escaped.txt"
+        for source in (
+            f"open({str(target)!r}, 'w').write('6/6')",
+            f"open({str(secrets / 'hidden_test.py')!r}).read()",
+            f"os.listdir({str(secrets)!r})",
+            f"open('/proc/{os.getpid()}/cmdline').read()",
+            "os.listdir('/proc')",
+            f"os.kill({os.getpid()}, {int(signal.SIGTERM)})",
+            "import threading; threading.Thread(target=print).start()",
+            "import subprocess; subprocess.run(['true'])",
+            "import socket; socket.socket()",
+            "import ctypes; ctypes.CDLL(None)",
+        ):
+            assert run(notebook, source)[0] == "error", source
+        assert not target.exists()
+    finally:
+        notebook.close()
+
+
 # --- the package's answers are unavailable by where they come from ---------------------------------------------
 
 EXPRESSIONS = {

@@ -39,6 +39,9 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     limits = Limits(seconds=args.timeout, memory_mb=args.memory_mb)
     if target.is_dir():
         results = grade_folder(target, args.chapter, Path(args.course), out, args.timeout, args.jobs, limits)
+        off = sorted({layer for r in results for layer in r["sandbox_off"]})
+        if off:
+            print("warning: this machine runs the worker without " + "; ".join(off), file=sys.stderr)
         for r in results:
             flagged = f" [{len(r['flags'])} flags]" if r["flags"] else ""
             print(f"{Path(r['submission']).name}: {r['score']:g} / {r['max_score']:g} ({r['status']}){flagged}")
@@ -46,6 +49,8 @@ def _cmd_grade(args: argparse.Namespace) -> int:
         return 0
     with contextlib.redirect_stdout(io.StringIO()):  # the checks print "correct"
         result = grade_submission(target, args.chapter, Path(args.course), out, args.timeout, limits)
+    if result["sandbox_off"]:
+        print("warning: this machine runs the worker without " + "; ".join(result["sandbox_off"]), file=sys.stderr)
     print(format_table(result))
     print(f"wrote {out / 'results.json'}")
     return 0 if result["status"] == "ok" else 1

@@ -59,6 +59,7 @@ class Limits:
     memory_mb: int = 6144
     file_mb: int = 64
     max_restarts: int = 10
+    kernel_layers: bool = True  # a private network, Landlock and seccomp (off only to test the other layers alone)
 
 
 def _minimal_env(workdir: str) -> dict:
@@ -160,6 +161,7 @@ class Worker:
             "file_mb": limits.file_mb,
             "preload": preload,
             "hidden": hidden,
+            "kernel_layers": limits.kernel_layers,
         }
         log = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:

@@ -277,6 +277,31 @@ def _under(path: object, folders: tuple[str, ...]) -> bool:
     return any(real == f.rstrip(os.sep) or real.startswith(f) for f in folders)
 
 
+def _other_process(path: object, own: tuple[str, ...]) -> bool:
+    """Whether ``path`` is under /proc but not this process's own entries (Landlock hides /proc as a whole)."""
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if not isinstance(path, str):
+        return False
+    path = os.path.abspath(path)
+    return (path == "/proc" or path.startswith("/proc/")) and not any(
+        path == p or path.startswith(p + "/") for p in own
+    )
+
+
+def no_threads(message: str) -> None:
+    """Replace the functions that start a thread by raisers (seccomp refuses the thread itself where it is on):
+    the answer blocker watches one thread."""
+    import _thread
+    import threading
+
+    from gumbel_book.exercises.guard import raiser
+
+    for owner, name in ((_thread, "start_new_thread"), (_thread, "start_new"), (threading, "_start_new_thread")):
+        if hasattr(owner, name):
+            setattr(owner, name, raiser(name, f"{name} {message}"))
+
+
 def _writes(event: str, args: tuple) -> bool:
     if event == "open" and len(args) >= 3:
         mode, flags = args[1], args[2]
@@ -293,6 +318,7 @@ def make_audit_hook(workdir: str, hidden: Sequence[str], blocked_code: Sequence[
     secret = tuple(os.path.realpath(p).rstrip(os.sep) + os.sep for p in hidden)
     code_dirs = tuple(blocked_code)
     pending = keep[0]
+    own = (f"/proc/{os.getpid()}", "/proc/self", "/proc/thread-self", "/proc/cpuinfo", "/proc/meminfo")
 
     def audit(event: str, args: tuple) -> None:
         if event in DENIED_EVENTS or event.startswith(DENIED_PREFIXES):
@@ -309,9 +335,13 @@ def make_audit_hook(workdir: str, hidden: Sequence[str], blocked_code: Sequence[
             raise PermissionError("compiling code under the package's file names is not allowed while grading")
         if event == "exec" and args and getattr(args[0], "co_filename", "").startswith(code_dirs):
             raise PermissionError("running the package's code objects is not allowed while grading")
+        if event == "import" and args and args[0] in ("_thread", "_posixsubprocess"):
+            raise PermissionError(f"importing {args[0]} again is not allowed while grading")
         if event == "open" or event in LIST_EVENTS or event in WRITE_EVENTS:
             if not args:
                 return
+            if _other_process(args[0], own):
+                raise PermissionError(f"{event} of another process's /proc entry is not allowed while grading")
             if _under(args[0], secret):
                 raise PermissionError(f"{event} of a grader's or the package's file is not allowed while grading")
             if _writes(event, args) and isinstance(args[0], str | bytes) and not _under(args[0], writable):
@@ -386,6 +416,7 @@ def arm(workdir: str, hidden: Sequence[str], origins) -> dict:
     pending: list[str] = []
     replaced = poison_random_sources(NOT_ALLOWED)
     quiet_checks()
+    no_threads("is not allowed while grading")
     library = block_multinomial(f"torch.multinomial {NOT_ALLOWED}")
     blocker = make_answer_blocker(origins, pending)
     package_dir = os.path.dirname(os.path.abspath(gumbel_book.__file__)) + os.sep
