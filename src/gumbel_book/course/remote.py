@@ -186,7 +186,7 @@ class Worker:
         try:
             return wire.receive(self.replies, deadline)
         except wire.WireError as err:
-            reason = self.exit_reason() or str(err)
+            reason = "the worker exited" if isinstance(err, wire.WireClosed) else self.exit_reason() or str(err)
             self.close()
             raise WorkerLost(reason) from None
 

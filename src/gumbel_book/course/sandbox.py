@@ -107,6 +107,8 @@ WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
 def private_network() -> str:
     """Move this (still single-threaded) process into new user and network namespaces; say what happened."""
+    if sys.platform != "linux":
+        return f"off (no namespaces on {sys.platform})"
     libc = ctypes.CDLL(None, use_errno=True)
     uid, gid = os.getuid(), os.getgid()
     if libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0:
@@ -155,7 +157,9 @@ class _PathBeneathAttr(ctypes.Structure):
 
 
 def landlock_abi() -> int:
-    """The kernel's Landlock ABI version, or 0 without Landlock."""
+    """The kernel's Landlock ABI version, or 0 without Landlock (or on another system than Linux)."""
+    if sys.platform != "linux":
+        return 0
     libc = ctypes.CDLL(None, use_errno=True)
     libc.syscall.restype = ctypes.c_long
     version = libc.syscall(SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0), ctypes.c_uint32(1))
@@ -246,7 +250,7 @@ def no_new_tasks() -> str:
     """A seccomp filter: from now on this process can start no thread and no process and exec no program (those
     calls fail with EPERM). The worker runs single-threaded (torch with one thread), so nothing of its own needs
     them; a thread would escape the answer blocker, which watches one thread."""
-    arch = SECCOMP_ARCHES.get(os.uname().machine)
+    arch = SECCOMP_ARCHES.get(os.uname().machine) if sys.platform == "linux" else None
     if arch is None:
         return f"off (no filter for {os.uname().machine})"
     audit_arch, calls = arch
