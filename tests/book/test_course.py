@@ -1,7 +1,8 @@
-"""The coursework edition end to end: ``course build`` for every chapter, then real ``otter run`` grading of the
-reference solutions (full marks), the untouched student notebook (0, and the grader does not crash) and a notebook
-with one deliberately wrong answer (exactly that question's points less); the leak check; the student HTML book
-opened in headless Chromium with no solution text in it.
+"""The coursework edition end to end: ``course build`` for every chapter, then grading (the notebook in a sandboxed
+worker, the tests in the grader) of the reference solutions (full marks), the untouched student notebook (0, and the
+grader does not crash) and a notebook with one deliberately wrong answer (exactly that question's points less); the
+red-team notebooks of issue 24, each combining several attacks (every attack scores 0 on what it attacks and costs
+nothing else); the leak check; the written-answer cells.
 
 The build and the gradings run once per session (module fixtures); ``benchmarks/course_round_trip.py`` prints
 how long they take.
@@ -11,6 +12,10 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+import time
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -23,6 +28,9 @@ from gumbel_book.course.build import assignment_notebook, build_chapter
 from gumbel_book.course.chapters import strip_solutions
 from gumbel_book.course.demo import WRONG, write_demo_submissions
 from gumbel_book.course.grade import grade_folder
+from gumbel_book.course.leaks import guard_lines
+from gumbel_book.course.redteam import ALIASES, HANGS, aliased, crashing, tampered
+from gumbel_book.course.written import rubric
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +55,7 @@ def course(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def graded(course, tmp_path_factory):
-    """Grade reference, untouched and one-wrong submissions of every chapter with ``otter run``."""
+    """Grade reference, untouched and one-wrong submissions of every chapter (the notebook in a worker)."""
     out, _ = course
     results = {}
     for chapter in CHAPTERS:
@@ -57,6 +65,69 @@ def graded(course, tmp_path_factory):
         rows = grade_folder(subs, chapter, out, graded_dir, timeout=600, jobs=2)
         results[chapter] = ({Path(r["submission"]).stem: r for r in rows}, graded_dir)
     return results
+
+
+@pytest.fixture(scope="module")
+def attacked(course, tmp_path_factory):
+    """Grade the red-team notebooks: in every chapter, all its aliases at once; in gumbel_max also the tampering
+    cell on the untouched notebook and the crashes (a hang, an exit, interrupts, 100 MB of output, no metadata)."""
+    out, _ = course
+    subs = tmp_path_factory.mktemp("attacks")
+    expected = {}
+    for chapter in CHAPTERS:
+        reference = nbformat.read(out / chapter / "autograder" / f"{chapter}.ipynb", 4)
+        nbformat.write(aliased(reference, chapter), subs / f"{chapter}-aliases.ipynb")
+        expected[f"{chapter}-aliases"] = (chapter, set(ALIASES[chapter]) | _dependents(chapter))
+    reference = nbformat.read(out / "gumbel_max" / "autograder" / "gumbel_max.ipynb", 4)
+    student = nbformat.read(out / "gumbel_max" / "student" / "gumbel_max.ipynb", 4)
+    nbformat.write(tampered(student), subs / "gumbel_max-tamper.ipynb")
+    nbformat.write(crashing(reference, "gumbel_max"), subs / "gumbel_max-crashes.ipynb")
+    expected["gumbel_max-tamper"] = ("gumbel_max", "all")
+    expected["gumbel_max-crashes"] = ("gumbel_max", {HANGS["gumbel_max"][0]})
+    graded_dir = tmp_path_factory.mktemp("attack-grades")
+    rows = {}
+    for chapter in CHAPTERS:
+        folder = subs / chapter
+        folder.mkdir()
+        for path in subs.glob(f"{chapter}-*.ipynb"):
+            path.rename(folder / path.name)
+        for r in grade_folder(folder, chapter, out, graded_dir / chapter, timeout=30, jobs=2):
+            rows[Path(r["submission"]).stem] = r
+    return rows, expected, graded_dir
+
+
+def _dependents(chapter: str) -> set[str]:
+    """Questions whose reference answer calls an aliased one (so they fail with it)."""
+    return {"gm-categorical"} if chapter == "gumbel_max" else set()
+
+
+def test_attacks_score_zero_on_what_they_attack_and_cost_nothing_else(attacked, course):
+    _, summaries = course
+    rows, expected, _ = attacked
+    for name, (chapter, zero) in expected.items():
+        row = rows[name]
+        zero = set(summaries[chapter]["points"]) if zero == "all" else zero
+        scores = {q: v["score"] for q, v in row["questions"].items()}
+        assert all(scores[q] == 0 for q in zero), (name, scores, row["status"])
+        full = {q: v["max"] for q, v in row["questions"].items() if q not in zero}
+        assert all(scores[q] == full[q] for q in full), (name, scores, row["status"])
+
+
+def test_tampering_changes_no_result_and_is_flagged(attacked):
+    rows, _, graded_dir = attacked
+    row = rows["gumbel_max-tamper"]
+    assert row["score"] == 0 and row["flags"], row
+    time.sleep(6)  # the tampering cell tries to leave a process that rewrites the results after 5 s
+    results = json.loads((graded_dir / "gumbel_max" / "gumbel_max-tamper" / "results.json").read_text())
+    assert results["score"] == 0
+    csv = (graded_dir / "gumbel_max" / "gumbel_max-grades.csv").read_text()
+    assert "gumbel_max-tamper.ipynb,0.0,0.0,0.0,0.0,0.0" in csv
+
+
+def test_crashes_are_reported_in_the_status(attacked):
+    rows, _, _ = attacked
+    status = rows["gumbel_max-crashes"]["status"]
+    assert "the worker exited" in status and "time limit" in status, status
 
 
 def test_build_writes_three_editions(course):
@@ -106,9 +177,72 @@ def test_no_solution_or_hidden_test_reaches_students(course, chapter):
         name = re.search(r"def (\w+)\(", test).group(1)
         assert name not in text, f"hidden test {name} is in the student notebook or its metadata"
     assert "hidden=True" not in text and "hidden: true" not in text.lower()
+    assert "solution:" not in text, "a hidden solution guard's message reached the student notebook"
+    questions = set(summaries_written(out, chapter))
+    rubric_items = {item.question for item in rubric(ROOT / "book" / "instructor.md")}
+    assert questions == rubric_items & set(
+        json.loads((out / chapter / "autograder" / "points.json").read_text())["points"]
+    ), "every written part of the rubric gets an answer cell"
+    for question in questions:
+        assert f"<!-- written answer: {question} -->" in "".join(c.source for c in student.cells)
     # The check itself can fail: a solution line pasted into the student notebook is found.
     student.cells.append(nbformat.v4.new_code_cell(solution_lines(source)[0]))
     assert find_leaks(source, student)
+
+
+def summaries_written(out: Path, chapter: str) -> list[str]:
+    return json.loads((out / chapter / "autograder" / "points.json").read_text()).get("written", [])
+
+
+def test_every_rubric_item_is_a_question():
+    questions = {q for c in discover_chapters(ROOT) for q in points_of(c)}
+    items = rubric(ROOT / "book" / "instructor.md")
+    assert len(items) >= 6 and {i.question for i in items} <= questions
+
+
+def points_of(chapter) -> list[str]:
+    from gumbel_book.course.build import points_by_question
+
+    return list(points_by_question(assignment_notebook(chapter)))
+
+
+# Solution code lines that are also the package's own library code, where the book implements the same formula
+# for its figures and labs (not in the exercises, the course tools or any data file): {line: the one file}.
+LIBRARY_IDIOMS = {
+    "z = mu + sigma * eps": "gumbel_book/labs/reparameterization.py",
+    "log_q = torch.log_softmax(logits, dim=-1)": "gumbel_book/vae/model.py",
+}
+
+
+def test_the_wheel_holds_no_solution(tmp_path):
+    """What a student installs: no solution line (prose, code or hidden guard) in any file of the wheel (the
+    language-model corpus included), apart from :data:`LIBRARY_IDIOMS`; and no stated answer in the checks."""
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    (wheel,) = tmp_path.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        texts = {n: archive.read(n).decode("utf-8", "replace") for n in archive.namelist() if not n.endswith(".so")}
+    assert "gumbel_book/labs/book_prose.txt" in texts and "gumbel_book/exercises/reparameterization.py" in texts
+    lines = {line for c in discover_chapters(ROOT) for nb in [assignment_notebook(c)] for line in _telling(nb)}
+    assert len(lines) > 80
+    leaks = sorted(
+        f"{name}: {line!r}"
+        for line in lines
+        for name, text in texts.items()
+        if line in text and LIBRARY_IDIOMS.get(line) != name
+    )
+    assert leaks == []
+    checks = "\n".join(t for n, t in texts.items() if n.startswith("gumbel_book/exercises/"))
+    for stated in ("SCORE_VARIANCE = 30", "34 - 4", "mu^2 + 3 sigma^2", "b* ="):
+        assert stated not in checks, f"a check module states an answer: {stated!r}"
+
+
+def _telling(nb) -> list[str]:
+    return solution_lines(nb) + guard_lines(nb)
 
 
 def test_student_edition_strips_every_solution():

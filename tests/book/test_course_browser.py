@@ -1,20 +1,26 @@
-"""The student edition of the book (``python -m gumbel_book.course book``) in headless Chromium: every chapter page
-shows its exercises and no solution: no solution element, no line of any solution's code, no check call, and no
-solution in the notebooks the pages offer for download. It reuses the figures of a full book build when there is
-one (README, command 1) and is built from the sources without outputs otherwise."""
+"""The student edition of the book (``python -m gumbel_book.course book``): no file of it holds a line of any
+solution (nor of a hidden solution guard), and nothing in it leads to the full book (no canonical link to the
+published site, no Colab or Binder button, whose notebooks are the full book's). Then, in headless Chromium, every
+chapter page shows its exercises and no solution: no solution element, no line of any solution's code, no check
+call, and no solution in the notebooks the pages offer for download. It reuses the figures of a full book build
+when there is one (README, command 1) and is built from the sources without outputs otherwise."""
 
 from __future__ import annotations
 
+import html
+import json
 from pathlib import Path
 
 import offline_browser as ob
 import pytest
+import yaml
 
 from gumbel_book.course import discover_chapters, solution_lines
-from gumbel_book.course.book import build_student_book
+from gumbel_book.course.book import build_student_book, student_config
 from gumbel_book.course.build import assignment_notebook
+from gumbel_book.course.leaks import guard_lines
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAPTERS = discover_chapters(ROOT)
@@ -40,11 +46,50 @@ def page(server):
         yield context.new_page()
 
 
+def _texts(folder: Path) -> dict[Path, str]:
+    """Every text file of the built site (plotly's and MathJax's bundles aside), HTML entities decoded."""
+    suffixes = (".html", ".js", ".ipynb", ".txt", ".json", ".md")
+    return {
+        p: html.unescape(p.read_text(errors="replace"))
+        for p in folder.rglob("*")
+        if p.is_file() and p.suffix in suffixes and p.stat().st_size < 3_000_000
+    }
+
+
+def _leaks(texts: dict[Path, str], lines: list[str]) -> list[str]:
+    return [
+        f"{p.name}: {line!r}" for line in lines for p, t in texts.items() if line in t or json.dumps(line)[1:-1] in t
+    ]
+
+
+def test_student_html_holds_no_solution_line(student_book):
+    lines = [line for c in CHAPTERS for nb in [assignment_notebook(c)] for line in solution_lines(nb) + guard_lines(nb)]
+    texts = _texts(student_book)
+    assert len(lines) > 50 and len(texts) > len(CHAPTERS)
+    assert _leaks(texts, lines) == []
+    page = next(p for p in texts if p.name == f"{CHAPTERS[0].name}.html")
+    assert _leaks({page: texts[page] + lines[0]}, lines), "the scan finds a solution line when one is there"
+
+
+def test_student_html_leads_nowhere_near_the_full_book(student_book):
+    pages = {p: t for p, t in _texts(student_book).items() if p.suffix == ".html"}
+    assert pages
+    for marker in ('rel="canonical"', "colab.research.google.com", "mybinder.org", "github.io/"):
+        found = [p.name for p, t in pages.items() if marker in t]
+        assert not found, f"{marker} in {found[:3]}"
+    full = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert full.get("repository") and full["launch_buttons"].get("colab_url"), "the full book has both (control)"
+    student = student_config(full)
+    assert not student["repository"]["url"] and not student["launch_buttons"].get("colab_url")
+
+
+@pytest.mark.browser
 def test_student_book_has_no_instructor_page(student_book):
     assert (student_book / "index.html").is_file()
     assert not (student_book / "book" / "instructor.html").exists()
 
 
+@pytest.mark.browser
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.name)
 def test_no_solution_in_the_browser(page, server, student_book, chapter):
     page.goto(f"{server}/book/{chapter.name}.html", wait_until="load")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import sys
 import time
 from collections.abc import Sequence
@@ -30,16 +32,25 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 def _cmd_grade(args: argparse.Namespace) -> int:
     from .grade import format_table, grade_folder, grade_submission
+    from .remote import Limits
 
     target = Path(args.submission)
     out = Path(args.out)
+    limits = Limits(seconds=args.timeout, memory_mb=args.memory_mb)
     if target.is_dir():
-        results = grade_folder(target, args.chapter, Path(args.course), out, args.timeout, args.jobs)
+        results = grade_folder(target, args.chapter, Path(args.course), out, args.timeout, args.jobs, limits)
+        off = sorted({layer for r in results for layer in r["sandbox_off"]})
+        if off:
+            print("warning: this machine runs the worker without " + "; ".join(off), file=sys.stderr)
         for r in results:
-            print(f"{Path(r['submission']).name}: {r['score']:g} / {r['max_score']:g} ({r['status']})")
-        print(f"wrote {out / f'{args.chapter}-grades.csv'}")
+            flagged = f" [{len(r['flags'])} flags]" if r["flags"] else ""
+            print(f"{Path(r['submission']).name}: {r['score']:g} / {r['max_score']:g} ({r['status']}){flagged}")
+        print(f"wrote {out / f'{args.chapter}-grades.csv'} and {out / f'{args.chapter}-written.md'}")
         return 0
-    result = grade_submission(target, args.chapter, Path(args.course), out, args.timeout)
+    with contextlib.redirect_stdout(io.StringIO()):  # the checks print "correct"
+        result = grade_submission(target, args.chapter, Path(args.course), out, args.timeout, limits)
+    if result["sandbox_off"]:
+        print("warning: this machine runs the worker without " + "; ".join(result["sandbox_off"]), file=sys.stderr)
     print(format_table(result))
     print(f"wrote {out / 'results.json'}")
     return 0 if result["status"] == "ok" else 1
@@ -71,7 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--chapter", required=True, help="the chapter it answers, e.g. gumbel_max")
     grade.add_argument("--course", default="dist/course", help="what `build` wrote (default: dist/course)")
     grade.add_argument("--out", default="grades", help="where results.json (and the CSV) go (default: grades)")
-    grade.add_argument("--timeout", type=float, default=300, help="seconds per submission (default: 300)")
+    grade.add_argument(
+        "--timeout", type=float, default=120, help="seconds for each cell and each question's tests (default: 120)"
+    )
+    grade.add_argument("--memory-mb", type=int, default=6144, help="memory limit of a worker (default: 6144)")
     grade.add_argument("--jobs", type=int, default=1, help="submissions graded at once for a folder (default: 1)")
     grade.set_defaults(run=_cmd_grade)
 

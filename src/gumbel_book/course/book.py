@@ -41,6 +41,21 @@ def _student_toc(root: Path) -> dict:
     return prune(toc)
 
 
+def student_config(config: dict) -> dict:
+    """The full book's ``_config.yml`` for the student edition: not executed, and with nothing that leads to the
+    full book (which shows the solutions): no repository address (so no Colab or Binder buttons, whose notebooks
+    are the full book's) and no canonical link to the published site (or to any other)."""
+    config = dict(config)
+    config["title"] = f"{config.get('title', 'The book')} (student edition)"
+    config.setdefault("execute", {})["execute_notebooks"] = "off"
+    config["repository"] = {"url": ""}  # without the key, Jupyter Book falls back to its own repository
+    config["launch_buttons"] = {"notebook_interface": "jupyterlab", "thebe": False}
+    html = config.setdefault("html", {})
+    html.update(use_repository_button=False, use_issues_button=False, use_edit_page_button=False, baseurl="")
+    config.setdefault("sphinx", {}).setdefault("config", {})["html_baseurl"] = ""
+    return config
+
+
 def _page(root: Path, entry: str, executed: Path | None) -> tuple[nbformat.NotebookNode | None, Path]:
     """The page as a notebook (executed if available) or, for plain Markdown pages, None and the source path."""
     source = root / f"{entry}.md"
@@ -61,9 +76,7 @@ def build_student_book(root: Path, out: Path, executed: Path | None = None) -> P
     missing = []
     with tempfile.TemporaryDirectory(prefix="course-book-") as tmp:
         src = Path(tmp)
-        config = yaml.safe_load((root / "_config.yml").read_text())
-        config["title"] = f"{config.get('title', 'The book')} (student edition)"
-        config.setdefault("execute", {})["execute_notebooks"] = "off"
+        config = student_config(yaml.safe_load((root / "_config.yml").read_text()))
         (src / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
         toc = _student_toc(root)
         (src / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))

@@ -15,7 +15,8 @@ import yaml
 from nbclient import NotebookClient
 
 from .chapters import CONFIG_MARKER, Chapter, is_marker, student_markdown
-from .leaks import assert_marker_pairs, find_leaks
+from .leaks import assert_marker_pairs, find_leaks, solution_guards
+from .written import add_answer_cells, rubric
 
 # What every chapter's ASSIGNMENT CONFIG must say (see the instructor page for why).
 REQUIRED_CONFIG = {"export_cell": False, "init_cell": False, "check_all_cell": False, "run_tests": False}
@@ -116,16 +117,30 @@ def points_by_question(nb: nbformat.NotebookNode) -> dict[str, float]:
     return points
 
 
+def handout_source(chapter: Chapter, source: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, list[str]]:
+    """What ``otter assign`` gets: ``source`` without its hidden solution guards and with an answer cell for every
+    written part of the instructor page's rubric; also returns the questions that got an answer cell."""
+    handout = nbformat.from_dict(json.loads(json.dumps(source)))
+    guards = set(solution_guards(handout))
+    handout.cells = [c for i, c in enumerate(handout.cells) if i not in guards]
+    instructor_page = chapter.source.parent / "instructor.md"
+    written = add_answer_cells(handout, rubric(instructor_page)) if instructor_page.is_file() else []
+    for i, cell in enumerate(handout.cells):
+        cell["id"] = f"{chapter.name}-{i}"
+    return handout, written
+
+
 def build_chapter(chapter: Chapter, out: Path, *, instructor: bool = True) -> dict:
     """Build ``out/<chapter>/{student,autograder,instructor}``; returns the chapter's summary (questions, points)."""
     source = assignment_notebook(chapter)
+    handout, written = handout_source(chapter, source)
     dest = out / chapter.name
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
     with tempfile.TemporaryDirectory(prefix=f"course-{chapter.name}-") as tmp:
         master = Path(tmp) / f"{chapter.name}.ipynb"
-        nbformat.write(source, master)
+        nbformat.write(handout, master)
         _run(
             [*otter_command(), "assign", "--no-pdfs", "--no-run-tests", str(master), str(Path(tmp) / "dist")],
             ASSIGN_TIMEOUT_S,
@@ -148,6 +163,7 @@ def build_chapter(chapter: Chapter, out: Path, *, instructor: bool = True) -> di
         raise RuntimeError(f"{chapter.name}: the student notebook leaks\n" + "\n".join(leaks))
 
     summary = {"chapter": chapter.name, "points": points_by_question(source), "source": str(chapter.source)}
+    summary["written"] = written
     summary["total"] = sum(summary["points"].values())
     (dest / "autograder" / "points.json").write_text(json.dumps(summary, indent=2) + "\n")
     if instructor:

@@ -23,8 +23,8 @@ WRONG = {
     "language_models": (
         "lm-race",
         "def race(logits, temperature, generator=None):\n"
-        "    p = torch.softmax(logits / temperature, dim=-1)\n"
-        "    return (p * torch.empty_like(p).exponential_(generator=generator)).argmax(dim=-1)\n",
+        "    probs = torch.softmax(logits / temperature, dim=-1)\n"
+        "    return (probs * torch.empty_like(probs).exponential_(generator=generator)).argmax(dim=-1)\n",
     ),
 }
 

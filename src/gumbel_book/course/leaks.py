@@ -54,6 +54,38 @@ def solution_lines(nb: nbformat.NotebookNode) -> list[str]:
     return [line for line in lines if len(line) >= MIN_CHARS]
 
 
+def solution_guards(nb: nbformat.NotebookNode) -> list[int]:
+    """The indices of hidden solution guards: code cells tagged ``remove-cell`` inside a question but outside its
+    solution and tests blocks (the book hides them in the solution's dropdown; a student notebook must not show
+    their asserts, whose messages say what the solution finds)."""
+    found, in_question = [], False
+    cells = list(nb.cells)
+    blocks = {id(c): b for b, c in _blocks(nb)}
+    for i, cell in enumerate(cells):
+        if is_marker(cell, "# BEGIN QUESTION"):
+            in_question = True
+        elif is_marker(cell, "# END QUESTION"):
+            in_question = False
+        elif (
+            in_question
+            and cell.cell_type == "code"
+            and blocks.get(id(cell)) == ""
+            and "remove-cell" in cell.get("metadata", {}).get("tags", [])
+        ):
+            found.append(i)
+    return found
+
+
+def guard_lines(nb: nbformat.NotebookNode) -> list[str]:
+    """The telling lines of the hidden solution guards (their asserts and messages)."""
+    return [
+        line.strip()
+        for i in solution_guards(nb)
+        for line in nb.cells[i].source.splitlines()
+        if len(line.strip()) >= MIN_CHARS
+    ]
+
+
 def hidden_test_sources(nb: nbformat.NotebookNode) -> list[str]:
     """The source of every hidden test cell (those whose test config says ``hidden: true``)."""
     tests = []
@@ -78,6 +110,7 @@ def find_leaks(source_nb: nbformat.NotebookNode, student_nb: nbformat.NotebookNo
     text = "\n".join(haystacks)
     escaped = json.dumps(text)
     leaks = [f"solution line: {line!r}" for line in solution_lines(source_nb) if line in text]
+    leaks += [f"solution guard line: {line!r}" for line in guard_lines(source_nb) if line in text]
     for test in hidden_test_sources(source_nb):
         leaks += [f"hidden test line: {line!r}" for line in _hidden_lines(test) if line in text or line in escaped]
     return leaks

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from scipy import stats
 
@@ -60,10 +61,6 @@ def check_exponential_rsample(rsample: Callable, rate: float = 2.0, n: int = 100
     _correct()
 
 
-SCORE_VARIANCE = 74.0
-"""mu = 0, sigma = 1: the d/dsigma estimate is eps^2 (eps^2 - 1), so E[(eps^4 - eps^2)^2] - 2^2 = 105 - 30 + 3 - 4."""
-
-
 def check_score_variance(value: float) -> None:
     """Exercise: the variance of the single-sample score-function estimate of d/dsigma E[z^2] at mu = 0, sigma = 1.
 
@@ -71,15 +68,18 @@ def check_score_variance(value: float) -> None:
     moment, the reparameterized estimator's variance, and the d/dmu variance at this point).
     """
     v = check_number(value)
+    m = _normal_moment
+    expected = m(8) - 2 * m(6) + m(4) - (m(4) - m(2)) ** 2  # the estimate is eps^4 - eps^2 at this point
     slips = {
-        SCORE_VARIANCE + 4.0: "that is the second moment: subtract the squared mean of the estimator",
-        8.0: "that is the variance of the reparameterized estimate 2 z eps of d/dsigma, not of the score function",
-        15.0: "that is the variance of the d/dmu estimate at this point: the question asks about d/dsigma",
+        expected + (m(4) - m(2)) ** 2: "that is the second moment: subtract the squared mean of the estimator",
+        4 * (m(4) - m(2) ** 2): "that is the variance of the reparameterized estimate 2 z eps of d/dsigma, "
+        "not of the score function",
+        m(6): "that is the variance of the d/dmu estimate at this point: the question asks about d/dsigma",
     }
     for slip, hint in slips.items():
         if math.isclose(v, slip, rel_tol=1e-3):
             raise AssertionError(hint)
-    assert math.isclose(v, SCORE_VARIANCE, rel_tol=0.01), (
+    assert math.isclose(v, expected, rel_tol=0.01), (
         "not right. With mu = 0 and sigma = 1, z = eps and d/dsigma log p(z) = ((z - mu)^2 - sigma^2) / sigma^3, "
         "so the estimate is a polynomial in eps: expand its square and use E eps^(2k) = (2k - 1)!!; do not forget "
         "to subtract the squared mean."
@@ -87,17 +87,21 @@ def check_score_variance(value: float) -> None:
     _correct()
 
 
+def _normal_moment(k: int) -> int:
+    """E[eps^k] for a standard normal eps: 0 for odd k, (k - 1)!! for even k."""
+    return 0 if k % 2 else math.prod(range(k - 1, 0, -2))
+
+
 def baseline_variance(mu: float, sigma: float, b: float) -> float:
     """Exact variance of ``(z^2 - b) (z - mu) / sigma^2`` for ``z ~ N(mu, sigma^2)``.
 
-    It is smallest at ``b* = mu^2 + 3 sigma^2`` (14 at mu = sigma = 1), not at ``b = E f = mu^2 + sigma^2`` (18).
-
-    With ``z = mu + sigma eps``: ``E[z^4 eps^2] = mu^4 + 18 mu^2 sigma^2 + 15 sigma^4`` and
-    ``E[z^2 eps^2] = mu^2 + 3 sigma^2``, so the variance is
-    ``(E[z^4 eps^2] - 2 b E[z^2 eps^2] + b^2) / sigma^2 - 4 mu^2``.
+    The estimate is a polynomial in the standard-normal noise ``eps`` (``z = mu + sigma eps``); its mean and
+    second moment follow from the moments of ``eps``, term by term (exact for integer inputs).
     """
-    m2, s2 = mu * mu, sigma * sigma
-    return (m2 * m2 + 18 * m2 * s2 + 15 * s2 * s2 - 2 * b * (m2 + 3 * s2) + b * b) / s2 - 4 * m2
+    coeffs = np.polynomial.polynomial.polymul([mu * mu - b, 2 * mu * sigma, sigma * sigma], [0.0, 1.0 / sigma])
+    square = np.polynomial.polynomial.polymul(coeffs, coeffs)
+    mean = sum(c * _normal_moment(k) for k, c in enumerate(coeffs))
+    return float(sum(c * _normal_moment(k) for k, c in enumerate(square)) - mean * mean)
 
 
 def check_baseline_estimator(estimator: Callable, mu: float = 1.0, sigma: float = 1.0, *, seed: int = 1) -> None:
@@ -121,11 +125,12 @@ def check_baseline_estimator(estimator: Callable, mu: float = 1.0, sigma: float 
         )
         g = g.detach().double()
         assert bool(torch.isfinite(g).all()), "some estimates are NaN or infinite"
-        z = mu + sigma * eps
+        z = sigma * eps + mu
         b = z**2 - g * sigma / eps  # from g = (z^2 - b) * eps / sigma
         spread = float(b.max() - b.min())
         assert spread < 1e-6 * (1 + float(b.abs().mean())), (
-            "the estimates are not (f(z) - b) * d/dmu log p(z) with one constant b: with z = mu + sigma * eps, "
+            "the estimates are not (f(z) - b) * d/dmu log p(z) with one constant b: with "
+            "z = mu + sigma eps (as in the question), "
             "d/dmu log p(z) = (z - mu) / sigma^2. A baseline computed from the sample itself, a constant answer or "
             "the reparameterized 2z all fail this."
         )

@@ -52,7 +52,8 @@ _MASK32 = 0xFFFFFFFF
 
 
 def chapter_text(book_dir: str | Path = ".") -> str:
-    """The prose of the book's chapters (``book_dir/*.md``, code cells and front matter removed), one string."""
+    """The prose of the book's chapters (``book_dir/*.md``), one string: code cells, front matter and the
+    exercises' solutions (from ``{solution-start}`` to ``{solution-end}``) removed, so no answer is in it."""
     paths = sorted(Path(book_dir).glob("*.md"))
     if not paths:
         raise FileNotFoundError(f"no chapter sources (*.md) in {Path(book_dir).resolve()}; pass book_dir")
@@ -61,16 +62,17 @@ def chapter_text(book_dir: str | Path = ".") -> str:
         source = path.read_text(encoding="utf-8")
         if source.startswith("---"):
             source = source.split("\n---", 1)[-1]  # drop the notebook's front matter
-        inside = False
+        inside = solution = False
         for line in source.splitlines():
             if _FENCE.match(line.strip()):
                 inside = not inside
-            elif not inside and line.strip():
+                solution = (solution or "{solution-start}" in line) and "{solution-end}" not in line
+            elif not inside and not solution and line.strip():
                 lines.append(line.strip())
     return "\n".join(lines)
 
 
-CORPUS = "book_prose.txt"  # a snapshot of chapter_text() of the first pages, shipped inside the package
+CORPUS = "book_prose.txt"  # a snapshot of chapter_text() of the first pages (solutions removed), in the package
 
 
 def book_corpus() -> str:
