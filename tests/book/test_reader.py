@@ -163,11 +163,15 @@ OVERFLOWING = """() => {
                `of a ${Math.round(col.width)} px column`);
     else if (!ownScroll && el.scrollWidth > el.clientWidth + 1 && ['hidden', 'clip'].includes(style.overflowX))
       bad.push(`${describe(el)} cuts its content: ${el.scrollWidth} px in ${el.clientWidth} px`);
-    else if (style.overflowX === 'visible' && /^(P|LI|H1|H2|H3|DL)$/.test(el.tagName) &&
-             el.scrollWidth > el.clientWidth + 1 && !scrollsInside(el))
+    else if (style.overflowX === 'visible' && el.scrollWidth > el.clientWidth + 1 && !scrollsInside(el))
       bad.push(`${describe(el)} runs out of its box: ${el.scrollWidth} px in ${el.clientWidth} px`);
     else if (clipped(el))
       bad.push(`${describe(el)} is cut by a box that hides what overflows`);
+    for (const child of el.children) {  // a child past the column, centred in a flex box, say
+      const c = child.getBoundingClientRect();
+      if (c.width && (c.right > col.right + 1 || c.left < col.left - 1) && !scrollsInside(child))
+        bad.push(`${describe(child)} in ${describe(el)} runs past the column`);
+    }
   }
   return bad;
 }"""
@@ -200,9 +204,9 @@ def test_the_overflow_check_sees_a_wide_equation(browser, server):
     try:
         page.evaluate(
             """() => { const m = document.querySelector('div.math') || document.querySelector('article.bd-article p');
-                       m.style.overflowX = 'visible';
-                       const wide = document.createElement('span');
-                       wide.style.display = 'inline-block'; wide.style.width = '2000px'; wide.textContent = 'x';
+                       m.style.overflow = 'visible';  // both axes: 'visible' beside 'hidden' computes to 'auto'
+                       const wide = document.createElement('div');
+                       wide.style.setProperty('min-width', '2000px', 'important'); wide.textContent = 'x';
                        m.appendChild(wide); }"""
         )
         bad = page.evaluate(OVERFLOWING)
