@@ -184,12 +184,12 @@ def temperature_app(
 class LatentExplorerApp:
     """Pick any test digit, any latent variable and any value: the decoded digit redraws at once.
 
-    Drawn with :func:`gumbel_book.figures.categorical_vae.explorer_strip`, the function behind the book's static
+    Drawn with :func:`gumbel_book.figures.categorical_vae.explorer_grid`, the function behind the book's static
     latent explorer. ``app.widget`` is the ipywidgets box, ``app.figure`` the ``FigureWidget`` updated in place.
     """
 
     def __init__(self, model, images: torch.Tensor, digit: int = 0, variable: int = 0) -> None:
-        from .figures.categorical_vae import check_images, explorer_labels, png_data_uri
+        from .figures.categorical_vae import check_images, explorer_layout, png_data_uri
 
         self.model, self.images = model, check_images(images, "images")
         self._uri = png_data_uri
@@ -202,9 +202,8 @@ class LatentExplorerApp:
         self.digit = w.IntSlider(value=digit, min=0, max=len(self.images) - 1, description="test digit")
         self.variable = w.IntSlider(value=variable, min=0, max=model.n_latent - 1, description="variable")
         self.figure = go.FigureWidget(go.Image(source=self._source(), hoverinfo="skip"))
-        labels = explorer_labels(model)
-        self.figure.update_layout(height=220, margin={"l": 10, "r": 10, "t": 40, "b": 30})
-        self.figure.update_xaxes(tickvals=[30 * i + 14 for i in range(len(labels))], ticktext=labels)
+        self.figure.update_layout(**explorer_layout(model, None, extra_height=30))  # digits as on the page
+        self.figure.update_xaxes(visible=False)
         self.figure.update_yaxes(visible=False)
         for s in (self.digit, self.variable):
             s.observe(lambda _change: self.redraw(), names="value")
@@ -212,9 +211,9 @@ class LatentExplorerApp:
         self.redraw()
 
     def _source(self) -> str:
-        from .figures.categorical_vae import explorer_strip
+        from .figures.categorical_vae import explorer_grid
 
-        return self._uri(explorer_strip(self.model, self.images[self.digit.value], self.variable.value))
+        return self._uri(explorer_grid(self.model, self.images[self.digit.value], self.variable.value))
 
     def redraw(self) -> float:
         """Decode the current digit with the chosen variable at each value; returns the seconds it took."""

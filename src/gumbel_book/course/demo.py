@@ -19,7 +19,16 @@ WRONG = {
     "gumbel_max": ("gm-top2", "top2_probability = 0.3 * 0.5\n"),
     "gumbel_softmax": ("gs-binary-concrete", "def log_density(y1, logit_diff, tau):\n    return torch.log(y1)\n"),
     "straight_through": ("st-layer", "def my_st(logits, generator):\n    return torch.softmax(logits, dim=-1)\n"),
-    "categorical_vae": ("vae-iw-bound", "def iw(log_w):\n    return log_w.mean(0)\n"),
+    "categorical_vae": (
+        "vae-loss",
+        "def vae_loss(model, x, g, tau):\n"
+        "    n, k = model.prior_logits.shape\n"
+        "    logits = model.encoder(x).view(-1, n, k)\n"
+        "    y = torch.softmax((logits + g) / tau, dim=-1)\n"
+        "    bce = F.binary_cross_entropy_with_logits(model.decoder(y.flatten(1)), x, reduction='none')\n"
+        "    log_q, log_p = torch.log_softmax(logits, -1), torch.log_softmax(model.prior_logits, -1)\n"
+        "    return bce.sum(-1) - (log_q.exp() * (log_q - log_p)).sum((-2, -1))  # the KL's sign flipped\n",
+    ),
     "language_models": (
         "lm-race",
         "def race(logits, temperature, generator=None):\n"

@@ -8,7 +8,7 @@ samplers, densities and estimators and ``torch.multinomial`` / ``torch.distribut
 call works in a notebook and in the autograder and tests the student's own work.
 """
 
-from .categorical_vae import check_iw_bound, check_kl_uniform
+from .categorical_vae import check_iw_bound, check_kl_uniform, check_vae_loss
 from .gumbel_max import (
     check_categorical_sampler,
     check_expected_max,
@@ -40,5 +40,6 @@ __all__ = [
     "check_straight_through_layer",
     "check_top_k_sampler",
     "check_top2_probability",
+    "check_vae_loss",
     "check_watermark_detector",
 ]

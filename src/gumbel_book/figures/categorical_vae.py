@@ -121,34 +121,34 @@ def reconstruction_figure(model: CategoricalVAE, x: torch.Tensor, height: int = 
 
 
 def loss_curves_figure(histories: Mapping[str, Sequence[Mapping[str, float]]], height: int = 420) -> go.Figure:
-    """Per-epoch training loss and test -ELBO of each estimator's run, side by side."""
+    """Training loss and test -ELBO of each estimator's run against the training step, one point per scoring
+    (the history's entries: each ``train_loss`` is the mean over the steps since the previous point)."""
     if not histories:
         raise ValueError("histories must name at least one run")
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss (relaxed for gs)", "test −ELBO (discrete z)"))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss (relaxed for gs)", "test −ELBO (one-hot z)"))
     for i, (name, hist) in enumerate(histories.items()):
         if not hist:
             raise ValueError(f"history of {name!r} is empty")
-        epochs = [h["epoch"] for h in hist]
+        steps = [h["step"] for h in hist]
         color = COLORS[i % len(COLORS)]
-        fig.add_trace(
-            go.Scatter(x=epochs, y=[h["train_loss"] for h in hist], name=name, legendgroup=name, line={"color": color}),
-            row=1,
-            col=1,
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=epochs,
-                y=[h["test_neg_elbo"] for h in hist],
-                name=name,
-                legendgroup=name,
-                showlegend=False,
-                line={"color": color},
-            ),
-            row=1,
-            col=2,
-        )
-    fig.update_layout(**base_layout("Loss per epoch (nats per image, lower is better)", height=height))
-    fig.update_xaxes(title="epoch")
+        for col, key in ((1, "train_loss"), (2, "test_neg_elbo")):
+            fig.add_trace(
+                go.Scatter(
+                    x=steps,
+                    y=[h[key] for h in hist],
+                    mode="lines+markers",
+                    marker={"size": 5},
+                    name=name,
+                    legendgroup=name,
+                    showlegend=col == 1,
+                    line={"color": color},
+                    hovertemplate=f"{name}<br>step %{{x}}<br>%{{y:.1f}} nats<extra></extra>",
+                ),
+                row=1,
+                col=col,
+            )
+    fig.update_layout(**base_layout("Loss during training (nats per digit, lower is better)", height=height))
+    fig.update_xaxes(title="training step", rangemode="tozero")
     fig.update_yaxes(title="nats")
     return fig
 
@@ -176,28 +176,67 @@ def png_data_uri(grid: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def explorer_strip(model: CategoricalVAE, x: torch.Tensor, variable: int) -> np.ndarray:
-    """One row of images for one digit ``x`` ``[28, 28]``: the input, its reconstruction, then the decoded digit
-    with ``variable`` set to each of its K values (every other variable where the encoder put it)."""
+EXPLORER_COLS = 6  # images per row of the explorer: two rows of 6 fit a 688 px column with room to spare
+EXPLORER_DIGIT_PX = 96  # on-screen height of one 28-pixel digit (3.4x) when the column is wide enough
+TILE = 28 + 2  # one image and its padding, in pixels of the grid
+
+
+def explorer_grid(model: CategoricalVAE, x: torch.Tensor, variable: int) -> np.ndarray:
+    """The images for one digit ``x`` ``[28, 28]``, :data:`EXPLORER_COLS` to a row: the input, its reconstruction,
+    then the decoded digit with ``variable`` set to each of its K values (every other variable where the encoder
+    put it)."""
     x = check_images(x.unsqueeze(0) if x.dim() == 2 else x)
     if len(x) != 1:
         raise ValueError(f"x must be one digit [28, 28], got {len(x)} digits")
     original, recon = reconstructions(model, x)
     values = latent_traversal(model, x, variable)[:, 0]
-    return tile(torch.cat([original, recon, values]), cols=2 + model.n_classes)
+    return tile(torch.cat([original, recon, values]), cols=EXPLORER_COLS)
 
 
 def explorer_labels(model: CategoricalVAE) -> list[str]:
-    """Column labels of :func:`explorer_strip`."""
-    return ["input", "recon.", *(str(k) for k in range(model.n_classes))]
+    """Labels of the images of :func:`explorer_grid`, in order."""
+    return ["input", "recon.", *(f"= {k}" for k in range(model.n_classes))]
 
 
-def latent_explorer_figure(model: CategoricalVAE, x: torch.Tensor, height: int = 300) -> go.Figure:
+def explorer_layout(model: CategoricalVAE, title: str | None, extra_height: int) -> dict:
+    """Height, margins and the label annotations that give each digit :data:`EXPLORER_DIGIT_PX` pixels: shared by
+    the static figure and the live app. ``extra_height`` is the room for a title, a menu or a slider."""
+    labels = explorer_labels(model)
+    rows = -(-len(labels) // EXPLORER_COLS)
+    scale = EXPLORER_DIGIT_PX / 28
+    margin = {"l": 10, "r": 10, "t": 10 + extra_height, "b": 10}
+    annotations = [
+        {
+            "x": TILE * (i % EXPLORER_COLS),
+            "y": TILE * (i // EXPLORER_COLS),
+            "text": label,
+            "showarrow": False,
+            "xanchor": "left",
+            "yanchor": "top",
+            "font": {"size": 11, "color": "#555555"},
+        }
+        for i, label in enumerate(labels)
+    ]
+    layout = base_layout(title, height=round(rows * TILE * scale) + margin["t"] + margin["b"])
+    layout.update(margin=margin, annotations=annotations)
+    return layout
+
+
+def explorer_digit_px(layout: Mapping, n_images: int, column_px: int = 688) -> float:
+    """On-screen height of one digit when ``layout`` is drawn ``column_px`` wide (the image keeps its aspect)."""
+    rows, cols = -(-n_images // EXPLORER_COLS), min(n_images, EXPLORER_COLS)
+    margin = layout["margin"]
+    width = column_px - margin["l"] - margin["r"]
+    height = layout["height"] - margin["t"] - margin["b"]
+    return 28 * min(width / (cols * TILE - 2), height / (rows * TILE - 2))
+
+
+def latent_explorer_figure(model: CategoricalVAE, x: torch.Tensor) -> go.Figure:
     """Pick a test digit (menu) and a latent variable (slider): the digit decoded with that variable set to each
     of its K values. Every image is precomputed, so the figure works in static HTML without a kernel."""
     x = check_images(x)
     n_var = model.n_latent
-    uris = [[png_data_uri(explorer_strip(model, xi, v)) for v in range(n_var)] for xi in x]
+    uris = [[png_data_uri(explorer_grid(model, xi, v)) for v in range(n_var)] for xi in x]
     fig = go.Figure([go.Image(source=uris[d][0], visible=d == 0, hoverinfo="skip") for d in range(len(x))])
     steps = [
         {"method": "restyle", "label": str(v), "args": [{"source": [u[v] for u in uris]}, list(range(len(x)))]}
@@ -207,16 +246,15 @@ def latent_explorer_figure(model: CategoricalVAE, x: torch.Tensor, height: int =
         {"method": "restyle", "label": f"test digit {d}", "args": [{"visible": [i == d for i in range(len(x))]}]}
         for d in range(len(x))
     ]
-    width = 28 + 2  # one image and its padding, in pixels of the strip
-    labels = explorer_labels(model)
+    layout = explorer_layout(model, "One latent variable set to each value", extra_height=90)
+    layout["margin"]["b"] = 110  # the slider
+    layout["height"] += 100
     fig.update_layout(
-        **base_layout("Change one latent variable: its value is the column (0–9)", height=height),
+        **layout,
         sliders=[slider(steps, "latent variable ", active=0, pad_top=10)],
-        updatemenus=[{"buttons": buttons, "direction": "down", "x": 0.0, "y": 1.18, "xanchor": "left"}],
+        updatemenus=[{"buttons": buttons, "direction": "down", "x": 0.0, "y": 1.0, "yanchor": "bottom"}],
     )
-    fig.update_xaxes(
-        tickvals=[width * i + 14 for i in range(len(labels))], ticktext=labels, showgrid=False, zeroline=False
-    )
+    fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return fig
 
@@ -282,27 +320,33 @@ def _cell(value: float | None, sd: float | None = None) -> str:
     return f"{value:.1f}" if sd is None else f"{value:.1f} ± {sd:.1f}"
 
 
+SCROLL_BOX = "<div style='overflow-x:auto;max-width:100%'>{}</div>"  # a table wider than its column scrolls
+
+
 def reference_table_html(rows: Sequence[Mapping[str, object]], iw_samples: int) -> str:
-    """The reference runs beside Table 1: −ELBO and −L_m as mean ± sd over seeds, and the best run's −L_m."""
+    """The reference runs beside Table 1: −ELBO and −L_m as mean ± sd over seeds, the best run's −L_m, the paper's
+    number and the gaps to it. Seven short columns, in a box that scrolls sideways on a narrow screen."""
     n_sub = rows[0]["iw_subset_images"] if rows else 0
     head = (
-        "<th>estimator</th><th>seeds</th><th>test −ELBO<br>(10,000 digits)</th>"
-        f"<th>test −L<sub>{iw_samples}</sub><br>(first {n_sub:,} digits)</th>"
-        f"<th>best run's −L<sub>{iw_samples}</sub><br>(10,000 digits)</th>"
-        "<th>Table 1 row</th><th>Table 1</th><th>gap (−ELBO)</th><th>gap (−L)</th>"
+        "<th>estimator</th><th>test −ELBO<br>(10,000 digits)</th>"
+        f"<th>test −L<sub>{iw_samples}</sub><br>(first {n_sub:,})</th>"
+        f"<th>best run's<br>−L<sub>{iw_samples}</sub></th>"
+        "<th>Table 1</th><th>gap<br>(−ELBO)</th><th>gap<br>(−L)</th>"
     )
     body = []
     for r in rows:
         gap_e = "–" if r["gap_elbo"] is None else f"{r['gap_elbo']:+.1f}"
         gap_i = "–" if r["gap_iw"] is None else f"{r['gap_iw']:+.1f}"
+        row = html.escape(str(r["paper_row"]))
+        paper = "(newer)" if r["paper"] is None else f"{_cell(r['paper'])}<br><small>{row}</small>"
         body.append(
-            f"<tr><td><code>{html.escape(str(r['estimator']))}</code></td><td>{r['seeds']}</td>"
+            f"<tr><td><code>{html.escape(str(r['estimator']))}</code></td>"
             f"<td>{_cell(r['neg_elbo_mean'], r['neg_elbo_sd'])}</td>"
             f"<td>{_cell(r['neg_iw_subset_mean'], r['neg_iw_subset_sd'])}</td><td>{_cell(r['best_neg_iw'])}</td>"
-            f"<td>{html.escape(str(r['paper_row'] or '(newer than the paper)'))}</td><td>{_cell(r['paper'])}</td>"
-            f"<td>{gap_e}</td><td>{gap_i}</td></tr>"
+            f"<td>{paper}</td><td>{gap_e}</td><td>{gap_i}</td></tr>"
         )
-    return f"<table class='table'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    table = f"<table class='table'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return SCROLL_BOX.format(table)
 
 
 def paper_table_html(rows: Sequence[Mapping[str, object]]) -> str:
@@ -315,4 +359,5 @@ def paper_table_html(rows: Sequence[Mapping[str, object]]) -> str:
             f"<tr><td>{html.escape(str(r['paper_row']))}</td><td>{r['paper']:.1f}</td><td>{ours}</td>"
             f"<td>{_cell(r['neg_elbo'])}</td><td>{_cell(r['neg_iw'])}</td></tr>"
         )
-    return f"<table class='table'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    table = f"<table class='table'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return SCROLL_BOX.format(table)

@@ -7,7 +7,6 @@ and nothing imports it but the package's ``__init__`` (for :func:`main`) and ``_
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -17,7 +16,7 @@ from ..data import binarize, load_mnist
 from .checkpoints import load_run, write_metrics
 from .config import BINARIZATIONS, DATA_SEED, ESTIMATORS, METRICS, OPTIMIZERS, PRIORS, VAEConfig, parse_latent
 from .model import evaluate
-from .presets import PAPER, PAPER_ANNEAL_EVERY, PAPER_LR_GRID, PAPER_RATES
+from .presets import PAPER, PAPER_ANNEAL_EVERY, PAPER_LR_GRID, PAPER_RATES, REFERENCE, REFERENCE_SEEDS, REPRODUCE_JOBS
 from .reference_runs import main as reproduce
 from .training import best_epoch, split_validation, train_vae
 
@@ -139,12 +138,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="results/vae", help="summary.json and the small checkpoints (committed)")
     r.add_argument("--work", default="runs/reference", help="full per-run checkpoints (not committed; resumable)")
     r.add_argument("--estimators", nargs="+", choices=ESTIMATORS, default=list(ESTIMATORS))
-    r.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    r.add_argument("--epochs", type=int, default=60, help="the most epochs a run trains")
-    r.add_argument("--patience", type=int, default=10, help="epochs without a better validation -ELBO before stopping")
+    r.add_argument("--seeds", nargs="+", type=int, default=list(REFERENCE_SEEDS))
+    r.add_argument("--epochs", type=int, default=REFERENCE.epochs, help="the most epochs a run trains")
+    r.add_argument(
+        "--patience",
+        type=int,
+        default=REFERENCE.patience,
+        help="epochs without a better validation -ELBO before stopping",
+    )
     r.add_argument("--preset", choices=("reference", "paper"), default="reference")
     r.add_argument("--no-control", action="store_true", help="skip the fixed-binarization control run")
-    r.add_argument("--jobs", type=int, default=max(1, min(4, os.cpu_count() or 1)), help="runs trained at once")
+    r.add_argument(
+        "--jobs", type=int, default=REPRODUCE_JOBS, help="runs trained at once (the committed runs used the default)"
+    )
     r.add_argument("--samples", type=int, default=1000, help="m of the importance-weighted bound")
     r.add_argument("--iw-subset", type=int, default=1000, help="test images for the bound of non-best runs")
     r.add_argument("--summarize-only", action="store_true", help="skip training; evaluate what --work holds")

@@ -1,4 +1,6 @@
-"""The VAE chapter's reference runs: every estimator, several seeds, all 60,000 digits, early stopping on validation.
+"""The VAE chapter's reference runs: every estimator, several seeds, 50,000 training digits, early stopping.
+
+The other 10,000 of the 60,000 official training digits are the validation split that early stopping reads.
 
 ``python -m gumbel_book.vae reproduce --out results/vae`` trains each run in its own directory under
 ``--work`` (resumable: run the same command again after an interruption and every run continues where it
