@@ -153,6 +153,20 @@ def test_every_module_imports_in_the_fresh_venv(venv, tmp_path):
     assert _run([str(venv), "-c", code], cwd=tmp_path, env=_clean_env()).strip() == "ok"
 
 
+def test_grading_without_the_course_extra_names_what_to_install(venv, tmp_path):
+    """The fresh venv has the wheel without its ``course`` extra: grading says what to pip install, not a bare
+    ModuleNotFoundError (a negative control: it fails if otter were a plain dependency after all)."""
+    code = (
+        "from gumbel_book.course import grade\n"
+        "try:\n"
+        "    grade.grade_question(None, 'q', '', 1.0)\n"
+        "except ImportError as err:\n"
+        "    print(err)\n"
+    )
+    out = _run([str(venv), "-c", code], cwd=tmp_path, env=_clean_env())
+    assert "otter-grader" in out and 'pip install "gumbel-book[course]"' in out, out
+
+
 def test_the_install_cell_installs_the_missing_package(venv, dist, tmp_path):
     """The downloaded notebooks' first cell pip-installs gumbel-book==<book version> when it is missing."""
     from gumbel_book.sphinxext.notebooks import install_cell_source

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,3 +19,19 @@ def test_ruff_is_clean(command):
         [sys.executable, "-m", "ruff", *command, *TARGETS], cwd=ROOT, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_bibliography_parses_and_every_citation_resolves():
+    """references.bib parses (a merge that drops a closing brace fails here, not after a ten-minute build) and
+    every ``{cite:p}``/``{cite:t}`` key of the chapters is one of its entries."""
+    from pybtex.database import parse_file
+
+    root = Path(__file__).resolve().parents[2]
+    entries = set(parse_file(root / "book" / "references.bib").entries)
+    cited = {
+        key.strip()
+        for page in (root / "book").glob("*.md")
+        for keys in re.findall(r"\{cite:[pt]\}`([^`]+)`", page.read_text())
+        for key in keys.split(",")
+    }
+    assert cited and not cited - entries, f"cited but not in references.bib: {sorted(cited - entries)}"

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import nbformat
 import yaml
-from nbclient import NotebookClient
 
 from .chapters import CONFIG_MARKER, Chapter, is_marker, student_markdown
+from .extras import require
 from .leaks import assert_marker_pairs, find_leaks, solution_guards
 from .written import add_answer_cells, rubric
 
@@ -102,7 +102,9 @@ def otter_command() -> list[str]:
 
 def execute(nb: nbformat.NotebookNode, cwd: Path, timeout: int = EXECUTE_TIMEOUT_S) -> nbformat.NotebookNode:
     """Execute ``nb`` in a fresh python3 kernel in ``cwd``; any error fails (the reference answers must pass)."""
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}})
+    client = require("nbclient", "nbclient").NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
+    )
     client.execute()
     return nb
 

@@ -29,9 +29,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
-from otter.test_files.exception_test import ExceptionTestFile
 
 from ..exercises.guard import remote_checks
+from .extras import require
 from .remote import Limits, Notebook, RemoteNamespace, WorkerLost
 from .written import written_answers
 
@@ -127,7 +127,8 @@ def _read_submission(submission: Path) -> tuple[nbformat.NotebookNode | None, st
 
 def grade_question(notebook: Notebook, name: str, source: str, seconds: float) -> tuple[dict, str]:
     """Run one question's test file against the worker; return otter's result for it and what went wrong."""
-    test_file = ExceptionTestFile.from_string(source, path=f"tests/{name}.py")
+    exception_test = require("otter.test_files.exception_test", "otter-grader")
+    test_file = exception_test.ExceptionTestFile.from_string(source, path=f"tests/{name}.py")
     problem = ""
     try:
         notebook.ensure()
@@ -152,7 +153,7 @@ def grade_question(notebook: Notebook, name: str, source: str, seconds: float) -
     return test_file.to_dict(), problem
 
 
-def _failed(test_file: ExceptionTestFile, message: str) -> dict:
+def _failed(test_file, message: str) -> dict:
     return {"name": test_file.name, "score": 0, "possible": test_file.possible, "error": message}
 
 

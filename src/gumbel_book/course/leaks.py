@@ -54,6 +54,20 @@ def solution_lines(nb: nbformat.NotebookNode) -> list[str]:
     return [line for line in lines if len(line) >= MIN_CHARS]
 
 
+def taught_lines(chapter_nb: nbformat.NotebookNode, config_marker: str) -> set[str]:
+    """The lines of code the chapter shows to every reader before its exercises: visible code cells before the
+    ``config_marker`` cell. A later exercise may reuse one of them (the Gumbel-Softmax sample line in the VAE
+    loss): finding it on a student's page is the chapter teaching it, not a solution leaking."""
+    taught: set[str] = set()
+    for cell in chapter_nb.cells:
+        if is_marker(cell, config_marker):
+            break
+        hidden = {"remove-cell", "remove-input", "hide-input", "hide-cell"} & set(cell.metadata.get("tags", []))
+        if cell.cell_type == "code" and not hidden and "SOLUTION" not in cell.source:
+            taught |= {line.strip() for line in cell.source.splitlines() if len(line.strip()) >= MIN_CHARS}
+    return taught
+
+
 def solution_guards(nb: nbformat.NotebookNode) -> list[int]:
     """The indices of hidden solution guards: code cells tagged ``remove-cell`` inside a question but outside its
     solution and tests blocks (the book hides them in the solution's dropdown; a student notebook must not show
