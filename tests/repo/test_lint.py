@@ -35,3 +35,17 @@ def test_bibliography_parses_and_every_citation_resolves():
         for key in keys.split(",")
     }
     assert cited and not cited - entries, f"cited but not in references.bib: {sorted(cited - entries)}"
+
+
+def test_no_proof_is_a_dropdown():
+    """sphinx-proof writes ``{prf:proof}`` without an ``admonition-title``; given ``:class: dropdown``,
+    sphinx-togglebutton's script throws on it and stops, leaving every later solution on the page open. A
+    collapsible proof is an ``{admonition} Proof`` with ``:class: dropdown``."""
+    root = Path(__file__).resolve().parents[2]
+    found = [
+        f"{page.name}:{text[: m.start()].count(chr(10)) + 1}"
+        for page in (root / "book").glob("*.md")
+        for text in [page.read_text()]
+        for m in re.finditer(r"\{prf:proof\}[^\n]*\n(?::[a-z-]+:[^\n]*\n)*:class:[^\n]*dropdown", text)
+    ]
+    assert not found, f"{{prf:proof}} with :class: dropdown at {found}"

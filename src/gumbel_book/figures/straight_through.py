@@ -57,10 +57,11 @@ def _band_color(name: str, alpha: float = 0.18) -> str:
     return f"rgba({int(h[0:2], 16)}, {int(h[2:4], 16)}, {int(h[4:6], 16)}, {alpha})"
 
 
-#: The bias figure's estimator groups: one group's lines at a time, chosen with the buttons above the panels.
+#: The bias figure's estimator groups: one group's lines at a time, chosen in the menu above the panels. The
+#: labels are short enough for the menu to fit a phone's 390 px.
 BIAS_GROUPS: dict[str, tuple[str, ...]] = {
-    "Gumbel-Softmax, ST-GS, Gumbel-Rao": ("gumbel_softmax", "st_gumbel_softmax", "gumbel_rao"),
-    "plain ST and ReinMax": ("straight_through", "reinmax"),
+    "GS, ST-GS, Gumbel-Rao": ("gumbel_softmax", "st_gumbel_softmax", "gumbel_rao"),
+    "ST and ReinMax": ("straight_through", "reinmax"),
     "REINFORCE": ("reinforce", "reinforce_baseline"),
 }
 
@@ -145,7 +146,8 @@ def _limit_line(x: list[float], bias: float, show_legend: bool) -> go.Scatter:
 
 
 def _add_group_buttons(fig: go.Figure, owners: list[str], groups: dict[str, tuple[str, ...]]) -> None:
-    """Buttons that show one group of estimators; the first group is shown at first, by the same rule."""
+    """A drop-down menu that shows one group of estimators (a row of buttons would not fit a phone); the first
+    group is shown at first, by the same rule."""
     first = next(iter(groups.values()))
     for trace, shown in zip(fig.data, _visible(owners, first), strict=True):
         trace.visible = shown
@@ -156,8 +158,8 @@ def _add_group_buttons(fig: go.Figure, owners: list[str], groups: dict[str, tupl
     fig.update_layout(
         updatemenus=[
             {
-                "type": "buttons",
-                "direction": "right",
+                "type": "dropdown",
+                "direction": "down",
                 "buttons": buttons,
                 "x": 0,
                 "xanchor": "left",
