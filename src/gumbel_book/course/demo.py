@@ -21,13 +21,8 @@ WRONG = {
     "straight_through": ("st-layer", "def my_st(logits, generator):\n    return torch.softmax(logits, dim=-1)\n"),
     "categorical_vae": (
         "vae-loss",
-        "def vae_loss(model, x, g, tau):\n"
-        "    n, k = model.prior_logits.shape\n"
-        "    logits = model.encoder(x).view(-1, n, k)\n"
-        "    y = torch.softmax((logits + g) / tau, dim=-1)\n"
-        "    bce = F.binary_cross_entropy_with_logits(model.decoder(y.flatten(1)), x, reduction='none')\n"
-        "    log_q, log_p = torch.log_softmax(logits, -1), torch.log_softmax(model.prior_logits, -1)\n"
-        "    return bce.sum(-1) - (log_q.exp() * (log_q - log_p)).sum((-2, -1))  # the KL's sign flipped\n",
+        "def vae_loss(x, logits, g, tau, weight, bias, prior_logits):\n"
+        "    return torch.zeros(x.shape[0], requires_grad=True)  # no loss at all\n",
     ),
     "language_models": (
         "lm-race",

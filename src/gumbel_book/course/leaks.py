@@ -10,7 +10,7 @@ import re
 
 import nbformat
 
-from .chapters import is_marker
+from .chapters import CONFIG_MARKER, is_marker
 
 MIN_CHARS = 12  # shorter lines ("$$", "return y", a closing bracket) are not telling and occur in prompts too
 _SOLUTION_LINE = re.compile(r"^(.*?)\s*# ?SOLUTION\s*$")
@@ -54,7 +54,7 @@ def solution_lines(nb: nbformat.NotebookNode) -> list[str]:
     return [line for line in lines if len(line) >= MIN_CHARS]
 
 
-def taught_lines(chapter_nb: nbformat.NotebookNode, config_marker: str) -> set[str]:
+def taught_lines(chapter_nb: nbformat.NotebookNode, config_marker: str = CONFIG_MARKER) -> set[str]:
     """The lines of code the chapter shows to every reader before its exercises: visible code cells before the
     ``config_marker`` cell. A later exercise may reuse one of them (the Gumbel-Softmax sample line in the VAE
     loss): finding it on a student's page is the chapter teaching it, not a solution leaking."""
@@ -66,6 +66,12 @@ def taught_lines(chapter_nb: nbformat.NotebookNode, config_marker: str) -> set[s
         if cell.cell_type == "code" and not hidden and "SOLUTION" not in cell.source:
             taught |= {line.strip() for line in cell.source.splitlines() if len(line.strip()) >= MIN_CHARS}
     return taught
+
+
+def secret_lines(lines: list[str], *chapters: nbformat.NotebookNode) -> list[str]:
+    """``lines`` (solution lines) without those the ``chapters`` teach every reader (:func:`taught_lines`)."""
+    taught = set().union(*(taught_lines(nb) for nb in chapters))
+    return [line for line in lines if line not in taught]
 
 
 def solution_guards(nb: nbformat.NotebookNode) -> list[int]:

@@ -21,7 +21,7 @@ from .guard import check_callable, own_work
 
 KL_RULE = "use only torch.log_softmax (or softmax and log) and sums"
 IW_RULE = "use only torch arithmetic and torch.logsumexp"
-LOSS_RULE = "use only the model's layers and torch (softmax, log_softmax, binary_cross_entropy_with_logits, sums)"
+LOSS_RULE = "use only torch (softmax, log_softmax, binary_cross_entropy_with_logits, a matrix product, sums)"
 # The package's VAE losses, forbidden in the loss exercise on top of guard.PACKAGE_ANSWERS.
 VAE_LOSSES = (
     "gumbel_book.vae.model:training_loss",
@@ -111,14 +111,16 @@ def check_iw_bound(iw: Callable[[torch.Tensor], torch.Tensor], *, seed: int = 1,
 
 
 class LossModel(nn.Module):
-    """The page's VAE layout at a small width: ``encoder`` (784 pixels to N*K logits), ``decoder`` (N*K to 784
-    pixel logits) and a learned prior's ``prior_logits`` ``[N, K]``."""
+    """The exercise's VAE at a small width: an ``encoder`` (784 pixels to N*K logits), a one-layer linear
+    ``decoder`` (N*K to 784 pixel logits) and a learned prior's ``prior_logits`` ``[N, K]``. The student's function
+    gets tensors only (the encoder's logits, the decoder's weight and bias, the prior's logits): the grading
+    worker takes data, never a module."""
 
     def __init__(self, n_latent: int, n_classes: int, hidden: int = 32) -> None:
         super().__init__()
         d = n_latent * n_classes
         self.encoder = nn.Sequential(nn.Linear(PIXELS, hidden), nn.ReLU(), nn.Linear(hidden, d))
-        self.decoder = nn.Sequential(nn.Linear(d, hidden), nn.ReLU(), nn.Linear(hidden, PIXELS))
+        self.decoder = nn.Linear(d, PIXELS)
         self.prior_logits = nn.Parameter(torch.zeros(n_latent, n_classes))
 
 
@@ -131,7 +133,7 @@ def loss_problem(seed: int, shape: tuple[int, int, int]) -> tuple[LossModel, tor
         model = LossModel(n, k)
         with torch.no_grad():
             model.encoder[-1].weight.mul_(8.0)  # logits of a few nats, as after some training
-            model.decoder[0].weight.mul_(8.0)  # pixels that depend on the code, as after some training
+            model.decoder.weight.mul_(8.0)  # pixels that depend on the code, as after some training
             model.prior_logits.normal_()
     gen = torch.Generator().manual_seed(seed + 1)
     x = (torch.rand(b, PIXELS, generator=gen) < 0.3).float()
@@ -172,7 +174,7 @@ LOSS_HINTS = {
     "sign": "the KL is added, not subtracted: -ELBO = -log p(x | z) + KL(q(z | x) || p(z))",
     "elbo": "that is the ELBO itself: return its negative, the loss to minimize (positive nats)",
     "no_kl": "the KL term to the prior is missing: -ELBO = reconstruction loss + KL(q(z | x) || p(z))",
-    "uniform": "the prior is learned: its log-probabilities are log_softmax(model.prior_logits), not log(1/K)",
+    "uniform": "the prior is learned: its log-probabilities are log_softmax(prior_logits), not log(1/K)",
     "reversed": "the KL goes from q to p: weight log q - log p by the posterior q, not by the prior",
     "kl_mean": "sum the KL over the N latent variables, do not average it",
     "pixel_mean": "sum the Bernoulli log-likelihood over the 784 pixels, do not average it",
@@ -183,18 +185,23 @@ LOSS_HINTS = {
 
 
 def check_vae_loss(vae_loss: Callable[..., torch.Tensor], *, seed: int = 0, shape=(8, 4, 5), tau: float = 0.7) -> None:
-    """Exercise: ``vae_loss(model, x, g, tau)`` must return the Gumbel-Softmax VAE's -ELBO per image, shape ``[B]``.
+    """Exercise: ``vae_loss(x, logits, g, tau, weight, bias, prior_logits)`` must return the Gumbel-Softmax VAE's
+    -ELBO per image, shape ``[B]``.
 
-    ``model`` has the page's ``encoder``, ``decoder`` and ``prior_logits``; ``x`` is ``[B, 784]`` binary and
-    ``g`` ``[B, N, K]`` Gumbel noise. The value must be the reconstruction loss of the relaxed sample
-    ``softmax((logits + g) / tau)`` plus the analytic KL to the learned prior, and its gradient must reach the
-    encoder through the sample as well as through the KL.
+    ``x`` is ``[B, 784]`` binary, ``logits`` ``[B, N, K]`` the encoder's output for it, ``g`` ``[B, N, K]`` Gumbel
+    noise; the decoder is one linear layer, ``y.flatten(1) @ weight.T + bias``; ``prior_logits`` ``[N, K]`` are the
+    learned prior's. The value must be the reconstruction loss of the relaxed sample ``softmax((logits + g) / tau)``
+    plus the analytic KL to the prior, and its gradient must reach the encoder through the sample as well as
+    through the KL.
     """
     check_callable(vae_loss)
     model, x, g = loss_problem(seed, shape)
+    n, k = model.prior_logits.shape
+    logits = model.encoder(x).view(-1, n, k)
+    decoder, prior = model.decoder, model.prior_logits
     with own_work(LOSS_RULE, extra=VAE_LOSSES):
-        raw = vae_loss(model, x.clone(), g.clone(), tau)
-    out = _as_tensor(raw, "vae_loss(model, x, g, tau)", shape[:1])
+        raw = vae_loss(x.clone(), logits, g.clone(), tau, decoder.weight, decoder.bias, prior)
+    out = _as_tensor(raw, "vae_loss(x, logits, g, tau, weight, bias, prior_logits)", shape[:1])
     pieces = loss_variants(model, x, g, tau)
     if not torch.allclose(out, pieces["right"].detach().double(), rtol=2e-5, atol=1e-3):
         assert bool(torch.isfinite(out).all()), "the loss is not finite: compute log-probabilities in log space"
