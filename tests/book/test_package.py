@@ -78,21 +78,19 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float = 1800) 
     return result.stdout
 
 
-@pytest.fixture(scope="session")
-def dist(tmp_path_factory) -> Path:
-    """``python -m build``: an sdist, then a wheel built from that sdist."""
-    out = tmp_path_factory.mktemp("dist")
+def build_dist(out: Path) -> Path:
+    """``python -m build``: an sdist, then a wheel built from that sdist, into ``out``."""
     _run([sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)], cwd=ROOT, env=_clean_env())
     return out
 
 
-@pytest.fixture(scope="session")
-def venv(dist, tmp_path_factory) -> Path:
-    """A fresh venv outside the repo with the wheel (its dependencies from the index) plus nbclient and ipykernel.
+def build_venv(dist: Path, base: Path) -> Path:
+    """A fresh venv under ``base`` (outside the repo) with the wheel (its dependencies from the index) plus nbclient
+    and ipykernel; returns its python.
 
-    requirements.txt is the constraints file, so torch resolves to the pinned 2.13.0 (a CPU build here).
+    requirements.txt is the constraints file, so torch resolves to the pinned 2.13.0 (a CPU build here). pip skips
+    byte-compiling (``--no-compile``): Python compiles what the tests import, and the rest of torch is never read.
     """
-    base = tmp_path_factory.mktemp("fresh")
     _run([sys.executable, "-m", "venv", str(base / "venv")], cwd=base, env=_clean_env())
     python = base / "venv" / "bin" / "python"
     constraints = base / "constraints.txt"
@@ -101,9 +99,36 @@ def venv(dist, tmp_path_factory) -> Path:
     ]
     constraints.write_text("\n".join(pins) + "\n")
     wheel = next(dist.glob("*.whl"))
-    pip = [str(python), "-m", "pip", "install", "--quiet", "-c", str(constraints)]
+    pip = [str(python), "-m", "pip", "install", "--quiet", "--no-compile", "-c", str(constraints)]
     _run([*pip, str(wheel), "nbclient", "nbformat", "ipykernel"], cwd=base, env=_clean_env())
     return python
+
+
+def prepare(base: Path) -> tuple[Path, Path]:
+    """The dist folder and the fresh venv's python, built under ``base``. tests/book/conftest.py starts this in
+    the background as soon as the session has collected this module, so the install overlaps the other tests."""
+    dist = build_dist(base / "dist")
+    fresh = base / "fresh"
+    fresh.mkdir()
+    return dist, build_venv(dist, fresh)
+
+
+@pytest.fixture(scope="session")
+def prepared(request, tmp_path_factory) -> tuple[Path, Path]:
+    started = getattr(request.config, "fresh_venv_future", None)
+    if started is not None:
+        return started.result()
+    return prepare(tmp_path_factory.mktemp("package"))
+
+
+@pytest.fixture(scope="session")
+def dist(prepared) -> Path:
+    return prepared[0]
+
+
+@pytest.fixture(scope="session")
+def venv(prepared) -> Path:
+    return prepared[1]
 
 
 def test_sdist_and_wheel_carry_metadata_license_and_marker(dist):

@@ -54,11 +54,14 @@ def browser():
         yield b
 
 
-def _open(browser, server, page_path: str, width: int):
-    """A fresh context (cold cache) at ``width``, the page loaded and typeset; returns (context, page, errors)."""
+def _open(browser, server, page_path: str, width: int, weigh: bool = False):
+    """A fresh context (cold cache) at ``width``, the page loaded and typeset; returns (context, page, errors,
+    weight). With ``weigh``, weight is (bytes transferred, the largest six) once the network has been quiet for a
+    second after the load and the typesetting (MathJax fetches its fonts late); else None."""
     assert page_path != "<book not built>", NOT_BUILT
     context = browser.new_context(viewport={"width": width, "height": 900}, device_scale_factor=1)
     page, external, errors = ob.offline_page(context, server)
+    meter = _NetworkMeter(context, page) if weigh else None
     page.goto(f"{server}/{page_path}", wait_until="load")
     page.wait_for_function(
         "() => [...document.querySelectorAll('.plotly-graph-div')]"
@@ -69,7 +72,50 @@ def _open(browser, server, page_path: str, width: int):
     # The book's script (deferred, so it has run by now) refits the figures to the width: wait for it.
     page.evaluate("() => window.gumbelBookFigures ? window.gumbelBookFigures.ready : null")
     assert not external, f"{page_path}: requests left the book: {external[:5]}"
-    return context, page, errors
+    return context, page, errors, (meter.until_quiet(page) if meter else None)
+
+
+class _NetworkMeter:
+    """Bytes transferred (headers and bodies, as sent) by one page's requests, through the DevTools protocol."""
+
+    def __init__(self, context, page) -> None:
+        self.urls: dict[str, str] = {}
+        self.sizes: dict[str, int] = {}
+        cdp = context.new_cdp_session(page)
+        cdp.send("Network.enable")
+        cdp.on("Network.requestWillBeSent", lambda e: self.urls.__setitem__(e["requestId"], e["request"]["url"]))
+        cdp.on("Network.loadingFinished", lambda e: self.sizes.__setitem__(e["requestId"], int(e["encodedDataLength"])))
+        cdp.on("Network.loadingFailed", lambda e: self.sizes.__setitem__(e["requestId"], 0))
+
+    def until_quiet(self, page) -> tuple[int, list[tuple[int, str]]]:
+        quiet, seen = 0, -1
+        for _ in range(100):  # 20 s at most
+            page.wait_for_timeout(200)
+            done = len(self.urls) == len(self.sizes) and len(self.urls) == seen
+            quiet, seen = (quiet + 1 if done else 0), len(self.urls)
+            if quiet >= 5:
+                break
+        largest = sorted(((n, self.urls.get(r, r).rsplit("/", 1)[-1]) for r, n in self.sizes.items()), reverse=True)
+        return sum(self.sizes.values()), largest[:6]
+
+
+@pytest.fixture(scope="module")
+def loaded(browser, server):
+    """``loaded(page_path, width)``: the page's cold load at that width, shared by the tests that only look at it
+    (conftest.py runs this module's tests page by page, so only the current page's loads stay open). The laptop
+    load is weighed. Tests that change a page beyond undoing (the negative controls) open their own."""
+    cache: dict[tuple[str, int], tuple] = {}
+
+    def get(page_path: str, width: int) -> tuple:
+        if (page_path, width) not in cache:
+            for key in [k for k in cache if k[0] != page_path]:
+                cache.pop(key)[0].close()
+            cache[page_path, width] = _open(browser, server, page_path, width, weigh=width == WIDTHS["laptop"])
+        return cache[page_path, width]
+
+    yield get
+    for context, *_ in cache.values():
+        context.close()
 
 
 # ------------------------------------------------------------------------------------------------ raw MyST
@@ -107,14 +153,11 @@ def test_raw_myst_detector_finds_what_a_failed_parse_leaves():
 
 
 @pytest.mark.parametrize("page_path", _pages())
-def test_no_raw_myst_in_the_text(browser, server, page_path):
+def test_no_raw_myst_in_the_text(loaded, page_path):
     """The text outside code blocks and math holds no MyST syntax (inline code included: a role wrapped in
     backticks shows raw there): every role and directive was parsed and rendered."""
-    context, page, _ = _open(browser, server, page_path, WIDTHS["laptop"])
-    try:
-        found = raw_myst(page.evaluate(VISIBLE_TEXT))
-    finally:
-        context.close()
+    _, page, _, _ = loaded(page_path, WIDTHS["laptop"])
+    found = raw_myst(page.evaluate(VISIBLE_TEXT))
     assert not found, f"{page_path}: raw MyST in the rendered text: {found[:5]}"
 
 
@@ -179,19 +222,16 @@ OVERFLOWING = """() => {
 
 @pytest.mark.parametrize("width", list(WIDTHS.values()), ids=list(WIDTHS))
 @pytest.mark.parametrize("page_path", _pages())
-def test_nothing_is_wider_than_its_column(browser, server, page_path, width):
+def test_nothing_is_wider_than_its_column(loaded, page_path, width):
     """Display equations, tables, code, outputs and figures fit the column or scroll inside their own box; on a
     phone the page itself never scrolls sideways. Saves the page's screenshot when asked to."""
-    context, page, errors = _open(browser, server, page_path, width)
-    try:
-        bad = page.evaluate(OVERFLOWING)
-        page_width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
-        if SCREENSHOTS:
-            Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
-            shot = Path(SCREENSHOTS) / f"{Path(page_path).stem}-{width}.png"
-            page.screenshot(path=str(shot), full_page=True)
-    finally:
-        context.close()
+    _, page, errors, _ = loaded(page_path, width)
+    bad = page.evaluate(OVERFLOWING)
+    page_width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+    if SCREENSHOTS:
+        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+        shot = Path(SCREENSHOTS) / f"{Path(page_path).stem}-{width}.png"
+        page.screenshot(path=str(shot), full_page=True)
     assert not bad, f"{page_path} at {width} px: {len(bad)} elements overflow their column: {bad[:6]}"
     assert page_width[0] <= page_width[1], f"{page_path} at {width} px scrolls sideways: {page_width[0]} px wide"
     assert not errors, f"{page_path} at {width} px: {errors[:5]}"
@@ -200,7 +240,7 @@ def test_nothing_is_wider_than_its_column(browser, server, page_path, width):
 def test_the_overflow_check_sees_a_wide_equation(browser, server):
     """Negative control: a formula made wider than the column, in a box that does not scroll, is reported."""
     page_path = next((p for p in _pages() if "gumbel_max" in p), _pages()[0])
-    context, page, _ = _open(browser, server, page_path, WIDTHS["phone"])
+    context, page, _, _ = _open(browser, server, page_path, WIDTHS["phone"])
     try:
         page.evaluate(
             """() => { const m = document.querySelector('div.math') || document.querySelector('article.bd-article p');
@@ -223,31 +263,28 @@ def _solution_pages() -> list[str]:
 
 
 @pytest.mark.parametrize("page_path", _solution_pages())
-def test_clicking_a_solution_title_opens_it(browser, server, page_path):
+def test_clicking_a_solution_title_opens_it(loaded, page_path):
     """Every solution opens from a click on its title's link text ("Exercise 3 (...)"), the largest part of the
     title, without an error and without the page jumping to the exercise; a second click closes it."""
-    context, page, errors = _open(browser, server, page_path, WIDTHS["laptop"])
-    try:
-        titles = page.query_selector_all("div.solution.toggle > .admonition-title")
-        assert titles, f"{page_path}: no collapsed solution found"
-        for number, title in enumerate(titles):
-            solution = title.evaluate_handle("t => t.parentElement")
-            assert solution.evaluate("s => s.classList.contains('toggle-hidden')"), f"solution {number} starts open"
-            target = title.query_selector("a") or title
-            target.scroll_into_view_if_needed()
-            hash_before = page.evaluate("() => location.hash")
-            target.click()
-            page.wait_for_timeout(100)
-            opened = solution.evaluate(
-                "s => !s.classList.contains('toggle-hidden') && [...s.children].slice(1).some(c => c.offsetHeight > 0)"
-            )
-            assert opened, f"{page_path}: solution {number} did not open when its title's text was clicked"
-            assert page.evaluate("() => location.hash") == hash_before, f"{page_path}: the click jumped away"
-            target.click()
-            page.wait_for_timeout(100)
-            assert solution.evaluate("s => s.classList.contains('toggle-hidden')"), f"solution {number} stays open"
-    finally:
-        context.close()
+    _, page, errors, _ = loaded(page_path, WIDTHS["laptop"])
+    titles = page.query_selector_all("div.solution.toggle > .admonition-title")
+    assert titles, f"{page_path}: no collapsed solution found"
+    for number, title in enumerate(titles):
+        solution = title.evaluate_handle("t => t.parentElement")
+        assert solution.evaluate("s => s.classList.contains('toggle-hidden')"), f"solution {number} starts open"
+        target = title.query_selector("a") or title
+        target.scroll_into_view_if_needed()
+        hash_before = page.evaluate("() => location.hash")
+        target.click()
+        page.wait_for_timeout(100)
+        opened = solution.evaluate(
+            "s => !s.classList.contains('toggle-hidden') && [...s.children].slice(1).some(c => c.offsetHeight > 0)"
+        )
+        assert opened, f"{page_path}: solution {number} did not open when its title's text was clicked"
+        assert page.evaluate("() => location.hash") == hash_before, f"{page_path}: the click jumped away"
+        target.click()
+        page.wait_for_timeout(100)
+        assert solution.evaluate("s => s.classList.contains('toggle-hidden')"), f"solution {number} stays open"
     assert not errors, f"{page_path}: {errors[:5]}"
 
 
@@ -307,19 +344,16 @@ def _figure_pages() -> list[str]:
 
 
 @pytest.mark.parametrize("page_path", _figure_pages())
-def test_figures_fit_a_phone(browser, server, page_path):
+def test_figures_fit_a_phone(loaded, page_path):
     """At 390 px every figure stays in its column, no text is cut off by its edges, the toolbar (shown, as a
     touch shows it) covers no title, subplot titles do not collide, and sliders cover no label."""
-    context, page, errors = _open(browser, server, page_path, WIDTHS["phone"])
+    _, page, errors, _ = loaded(page_path, WIDTHS["phone"])
     problems = []
-    try:
-        for number, fig in enumerate(page.query_selector_all(".plotly-graph-div")):
-            fig.scroll_into_view_if_needed()
-            fig.hover(position={"x": 5, "y": 5})  # a touch shows the toolbar; so does the mouse
-            page.wait_for_timeout(50)
-            problems += [f"figure {number}: {p}" for p in fig.evaluate(FIGURE_PROBLEMS)]
-    finally:
-        context.close()
+    for number, fig in enumerate(page.query_selector_all(".plotly-graph-div")):
+        fig.scroll_into_view_if_needed()
+        fig.hover(position={"x": 5, "y": 5})  # a touch shows the toolbar; so does the mouse
+        page.wait_for_timeout(50)
+        problems += [f"figure {number}: {p}" for p in fig.evaluate(FIGURE_PROBLEMS)]
     assert not problems, f"{page_path} at 390 px: {problems[:8]}"
     assert not errors, f"{page_path}: {errors[:5]}"
 
@@ -327,40 +361,12 @@ def test_figures_fit_a_phone(browser, server, page_path):
 # ------------------------------------------------------------------------------------------------ weight
 
 
-def _cold_load_bytes(browser, server, page_path: str) -> tuple[int, list[tuple[int, str]]]:
-    """Bytes transferred (headers and bodies, as sent) by a cold load of the page, until the network has been
-    quiet for a second after the load and the typesetting (MathJax fetches its fonts late); and the largest."""
-    context = browser.new_context(viewport={"width": WIDTHS["laptop"], "height": 900})
-    page, _, _ = ob.offline_page(context, server)
-    cdp = context.new_cdp_session(page)
-    cdp.send("Network.enable")
-    urls: dict[str, str] = {}
-    sizes: dict[str, int] = {}
-    cdp.on("Network.requestWillBeSent", lambda e: urls.__setitem__(e["requestId"], e["request"]["url"]))
-    cdp.on("Network.loadingFinished", lambda e: sizes.__setitem__(e["requestId"], int(e["encodedDataLength"])))
-    cdp.on("Network.loadingFailed", lambda e: sizes.__setitem__(e["requestId"], 0))
-    try:
-        page.goto(f"{server}/{page_path}", wait_until="load")
-        page.evaluate("() => window.MathJax && MathJax.startup ? MathJax.startup.promise : null")
-        quiet, seen = 0, -1
-        for _ in range(100):  # 20 s at most
-            page.wait_for_timeout(200)
-            done = len(urls) == len(sizes) and len(urls) == seen
-            quiet, seen = (quiet + 1 if done else 0), len(urls)
-            if quiet >= 5:
-                break
-    finally:
-        context.close()
-    largest = sorted(((n, urls.get(r, r).rsplit("/", 1)[-1]) for r, n in sizes.items()), reverse=True)
-    return sum(sizes.values()), largest[:6]
-
-
 @pytest.mark.parametrize("page_path", _pages())
-def test_page_weight(browser, server, page_path):
+def test_page_weight(loaded, page_path):
     """A cold load of a page without figures moves under 1 MB and loads no plotly.js; a chapter with figures
     stays under 3.5 MB."""
     assert page_path != "<book not built>", NOT_BUILT
-    total, largest = _cold_load_bytes(browser, server, page_path)
+    _, _, _, (total, largest) = loaded(page_path, WIDTHS["laptop"])
     if _has_figures(page_path):
         assert total < MAX_BYTES_WITH_FIGURES, f"{page_path}: {total:,} bytes on a cold load; largest {largest}"
     else:
