@@ -76,8 +76,21 @@ def _move_slider(page, fig, index: int) -> None:
     rail.scroll_into_view_if_needed()
     box = rail.bounding_box()
     x = box["x"] + 4 if active >= n_steps / 2 else box["x"] + box["width"] - 4
+    before = fig.evaluate(FIGURE_STATE)
     page.mouse.click(x, box["y"] + box["height"] / 2)
-    page.wait_for_timeout(700)  # let animate-style sliders finish their transition
+    # Until the slider has moved and the plot changed (an animate-style slider changes it at the end of its
+    # transition), at most 3 s; the test then says which of the two did not happen.
+    changed = f"""el => {{
+      const before = {before};
+      const now = ({FIGURE_STATE})(el);
+      const after = JSON.parse(now);
+      return JSON.stringify(after.active) !== JSON.stringify(before.active) &&
+             (JSON.stringify(after.data) !== JSON.stringify(before.data) || after.svg !== before.svg);
+    }}"""
+    try:
+        page.wait_for_function(f"el => ({changed})(el)", arg=fig, timeout=3_000, polling=50)
+    except Exception:  # noqa: BLE001 - a Playwright timeout: the caller's assertions report what is missing
+        pass
 
 
 def test_the_book_is_built():
