@@ -3,6 +3,8 @@ kernels run in Triton's interpreter for the whole session, whichever test module
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -10,8 +12,31 @@ from gumbel_book import kernels
 
 kernels.use_interpreter()  # before anything imports Triton; a no-op with a GPU or without Triton
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # The README command runs two pytest-xdist workers on two cores: one thread each, for them and the processes
+    # they start (kernels, grading workers), rather than two workers fighting over four threads.
+    torch.set_num_threads(1)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+#: The longest test files (measured: a minute or more each on two cores), handed to the xdist workers first so
+#: that none of them starts last; every other file keeps its place in the tiers' order.
+LONGEST_FIRST = (
+    "book/test_package.py",
+    "book/test_course.py",
+    "book/test_reader.py",
+    "book/test_course_browser.py",
+    "book/test_browser.py",
+    "unit/test_vae.py",
+)
+
+
+def _rank(item) -> int:
+    path = item.path.as_posix()
+    return next((i for i, name in enumerate(LONGEST_FIRST) if path.endswith(name)), len(LONGEST_FIRST))
+
 
 def pytest_collection_modifyitems(config, items):
+    items.sort(key=_rank)  # stable: the order inside a file, and of all other files, is kept
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU; none is present")
