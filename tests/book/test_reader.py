@@ -9,6 +9,7 @@ The book must be built first (README, command 1); ``$GUMBEL_BOOK_HTML_DIR`` poin
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -56,8 +57,9 @@ def browser():
 
 def _open(browser, server, page_path: str, width: int, weigh: bool = False):
     """A fresh context (cold cache) at ``width``, the page loaded and typeset; returns (context, page, errors,
-    weight). With ``weigh``, weight is (bytes transferred, the largest six) once the network has been quiet for a
-    second after the load and the typesetting (MathJax fetches its fonts late); else None."""
+    weight, external): console errors and requests that tried to leave the book, as they keep coming. With
+    ``weigh``, weight is (bytes transferred, the largest six) once the network has been quiet for a second after
+    the load and the typesetting (MathJax fetches its fonts late); else None."""
     assert page_path != "<book not built>", NOT_BUILT
     context = browser.new_context(viewport={"width": width, "height": 900}, device_scale_factor=1)
     page, external, errors = ob.offline_page(context, server)
@@ -72,7 +74,7 @@ def _open(browser, server, page_path: str, width: int, weigh: bool = False):
     # The book's script (deferred, so it has run by now) refits the figures to the width: wait for it.
     page.evaluate("() => window.gumbelBookFigures ? window.gumbelBookFigures.ready : null")
     assert not external, f"{page_path}: requests left the book: {external[:5]}"
-    return context, page, errors, (meter.until_quiet(page) if meter else None)
+    return context, page, errors, (meter.until_quiet(page) if meter else None), external
 
 
 class _NetworkMeter:
@@ -156,7 +158,7 @@ def test_raw_myst_detector_finds_what_a_failed_parse_leaves():
 def test_no_raw_myst_in_the_text(loaded, page_path):
     """The text outside code blocks and math holds no MyST syntax (inline code included: a role wrapped in
     backticks shows raw there): every role and directive was parsed and rendered."""
-    _, page, _, _ = loaded(page_path, WIDTHS["laptop"])
+    _, page, _, _, _ = loaded(page_path, WIDTHS["laptop"])
     found = raw_myst(page.evaluate(VISIBLE_TEXT))
     assert not found, f"{page_path}: raw MyST in the rendered text: {found[:5]}"
 
@@ -225,7 +227,7 @@ OVERFLOWING = """() => {
 def test_nothing_is_wider_than_its_column(loaded, page_path, width):
     """Display equations, tables, code, outputs and figures fit the column or scroll inside their own box; on a
     phone the page itself never scrolls sideways. Saves the page's screenshot when asked to."""
-    _, page, errors, _ = loaded(page_path, width)
+    _, page, errors, _, _ = loaded(page_path, width)
     bad = page.evaluate(OVERFLOWING)
     page_width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
     if SCREENSHOTS:
@@ -240,7 +242,7 @@ def test_nothing_is_wider_than_its_column(loaded, page_path, width):
 def test_the_overflow_check_sees_a_wide_equation(browser, server):
     """Negative control: a formula made wider than the column, in a box that does not scroll, is reported."""
     page_path = next((p for p in _pages() if "gumbel_max" in p), _pages()[0])
-    context, page, _, _ = _open(browser, server, page_path, WIDTHS["phone"])
+    context, page, _, _, _ = _open(browser, server, page_path, WIDTHS["phone"])
     try:
         page.evaluate(
             """() => { const m = document.querySelector('div.math') || document.querySelector('article.bd-article p');
@@ -266,7 +268,7 @@ def _solution_pages() -> list[str]:
 def test_clicking_a_solution_title_opens_it(loaded, page_path):
     """Every solution opens from a click on its title's link text ("Exercise 3 (...)"), the largest part of the
     title, without an error and without the page jumping to the exercise; a second click closes it."""
-    _, page, errors, _ = loaded(page_path, WIDTHS["laptop"])
+    _, page, errors, _, _ = loaded(page_path, WIDTHS["laptop"])
     titles = page.query_selector_all("div.solution.toggle > .admonition-title")
     assert titles, f"{page_path}: no collapsed solution found"
     for number, title in enumerate(titles):
@@ -347,7 +349,7 @@ def _figure_pages() -> list[str]:
 def test_figures_fit_a_phone(loaded, page_path):
     """At 390 px every figure stays in its column, no text is cut off by its edges, the toolbar (shown, as a
     touch shows it) covers no title, subplot titles do not collide, and sliders cover no label."""
-    _, page, errors, _ = loaded(page_path, WIDTHS["phone"])
+    _, page, errors, _, _ = loaded(page_path, WIDTHS["phone"])
     problems = []
     for number, fig in enumerate(page.query_selector_all(".plotly-graph-div")):
         fig.scroll_into_view_if_needed()
@@ -366,7 +368,7 @@ def test_page_weight(loaded, page_path):
     """A cold load of a page without figures moves under 1 MB and loads no plotly.js; a chapter with figures
     stays under 3.5 MB."""
     assert page_path != "<book not built>", NOT_BUILT
-    _, _, _, (total, largest) = loaded(page_path, WIDTHS["laptop"])
+    _, _, _, (total, largest), _ = loaded(page_path, WIDTHS["laptop"])
     if _has_figures(page_path):
         assert total < MAX_BYTES_WITH_FIGURES, f"{page_path}: {total:,} bytes on a cold load; largest {largest}"
     else:
@@ -412,3 +414,92 @@ def test_every_trace_type_is_in_the_cartesian_bundle():
     everything = set().union(*used.values())
     assert everything <= CARTESIAN_BUNDLE, f"trace types outside the cartesian bundle: {everything - CARTESIAN_BUNDLE}"
     assert trace_types('Plotly.newPlot("x", [{"type": "sankey"}], {})') == {"sankey"}  # the reader sees a type
+
+
+# ------------------------------------------------------------------------------------------------ offline, sliders
+
+FIGURE_STATE = """el => JSON.stringify({
+  active: (el._fullLayout.sliders || []).map(s => s.active),
+  data: el.data.map(t => [t.x, t.y, t.z, t.a, t.b, t.c, t.visible, t.marker && t.marker.color]),
+  svg: el.querySelector('.main-svg').innerHTML.length + ':' + el.querySelector('.main-svg').innerHTML.slice(0, 20000)
+})"""
+
+
+def _wait_for_figures(page) -> list:
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.plotly-graph-div')]"
+        ".every(el => el._fullLayout && el.querySelector('.main-svg'))",
+        timeout=30_000,
+    )
+    return page.query_selector_all(".plotly-graph-div")
+
+
+def _move_slider(page, fig, index: int) -> None:
+    """Click the far end of slider ``index`` of ``fig`` (the end away from its current step)."""
+    n_steps, active = fig.evaluate(
+        f"el => [el._fullLayout.sliders[{index}].steps.length, el._fullLayout.sliders[{index}].active]"
+    )
+    rail = fig.query_selector_all("g.slider-container")[index].query_selector("rect.slider-rail-touch-rect")
+    rail.scroll_into_view_if_needed()
+    box = rail.bounding_box()
+    x = box["x"] + 4 if active >= n_steps / 2 else box["x"] + box["width"] - 4
+    before = fig.evaluate(FIGURE_STATE)
+    page.mouse.click(x, box["y"] + box["height"] / 2)
+    # Until the slider has moved and the plot changed (an animate-style slider changes it at the end of its
+    # transition), at most 3 s; the test then says which of the two did not happen.
+    changed = f"""el => {{
+      const before = {before};
+      const now = ({FIGURE_STATE})(el);
+      const after = JSON.parse(now);
+      return JSON.stringify(after.active) !== JSON.stringify(before.active) &&
+             (JSON.stringify(after.data) !== JSON.stringify(before.data) || after.svg !== before.svg);
+    }}"""
+    try:
+        page.wait_for_function(f"el => ({changed})(el)", arg=fig, timeout=3_000, polling=50)
+    except Exception:  # noqa: BLE001 - a Playwright timeout: the caller's assertions report what is missing
+        pass
+
+
+@pytest.mark.parametrize("page_path", _pages())
+def test_page_works_offline(loaded, page_path):
+    """Loads with no console error and no request leaving the book; no dead ipywidgets; plotly.js only where there
+    is a figure, and every figure drawn; every formula typeset; and every slider, moved with the mouse, changes its
+    figure (last of this page's tests, as it moves the sliders)."""
+    _, page, errors, _, external = loaded(page_path, WIDTHS["laptop"])
+    figures = page.query_selector_all(".plotly-graph-div")
+
+    dead_widgets = page.evaluate(
+        "() => document.querySelectorAll('.jupyter-widgets, .widget-area, .jupyter-widget').length"
+        " + [...document.scripts].filter(s => /widget-(state|view)/.test(s.type)).length"
+    )
+    assert dead_widgets == 0, f"{page_path}: ipywidgets output in the static page would be dead controls"
+
+    plotly_scripts = page.evaluate("() => [...document.scripts].filter(s => /plotly/.test(s.src)).length")
+    wanted = 1 if figures else 0  # only a page with a figure loads plotly.js (4.8 MB)
+    assert plotly_scripts == wanted, f"{page_path}: plotly.js should be loaded {wanted} times, found {plotly_scripts}"
+    for fig in figures:
+        n_traces = fig.evaluate("el => el.data.length")
+        assert n_traces > 0, f"{page_path}: a plotly figure has no traces"
+
+    n_math = page.evaluate("() => document.querySelectorAll('.math').length")
+    if n_math:
+        typeset = page.evaluate("() => document.querySelectorAll('mjx-container').length")
+        assert typeset >= n_math, f"{page_path}: {n_math} formulas but only {typeset} typeset by MathJax"
+        assert page.evaluate("() => document.querySelectorAll('mjx-merror').length") == 0, f"{page_path}: TeX errors"
+
+    for number, fig in enumerate(figures):
+        n_sliders = fig.evaluate("el => (el._fullLayout.sliders || []).length")
+        for s in range(n_sliders):
+            before = fig.evaluate(FIGURE_STATE)
+            _move_slider(page, fig, s)
+            after = fig.evaluate(FIGURE_STATE)
+            assert json.loads(before)["active"] != json.loads(after)["active"], (
+                f"{page_path}: figure {number} slider {s} did not move when clicked"
+            )
+            assert (
+                json.loads(before)["data"] != json.loads(after)["data"]
+                or json.loads(before)["svg"] != json.loads(after)["svg"]
+            ), f"{page_path}: figure {number} slider {s} moved but the plot did not change"
+
+    assert not external, f"{page_path}: requests left the book: {external[:5]}"
+    assert not errors, f"{page_path}: {errors[:5]}"
