@@ -72,7 +72,7 @@ def chapter_text(book_dir: str | Path = ".") -> str:
     return "\n".join(lines)
 
 
-CORPUS = "book_prose.txt"  # a snapshot of chapter_text() of the first pages (solutions removed), in the package
+CORPUS = "book_prose.txt"  # a snapshot of chapter_text() of the first pages, every solution line removed
 
 
 def book_corpus() -> str:
