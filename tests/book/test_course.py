@@ -230,8 +230,6 @@ LIBRARY_IDIOMS = {
 }
 
 
-
-
 def test_the_wheel_holds_no_solution(tmp_path):
     """What a student installs: no solution line (prose, code or hidden guard) in any file of the wheel (the
     language-model corpus included), apart from :data:`LIBRARY_IDIOMS`; and no stated answer in the checks."""

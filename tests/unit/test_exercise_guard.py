@@ -107,6 +107,40 @@ FUNCTION_CHECKS = [
 NUMBER_CHECKS = [X.check_score_variance, X.check_top2_probability, X.check_expected_max]
 
 
+def _numeric_answers() -> dict[str, tuple]:
+    """Each numeric question's answer computed here, from the package (never from the check modules, which hold
+    only digests): {question: (check, the answer, a slip its hint names)}."""
+    from gumbel_book.exercises.gumbel_softmax import ANNEAL_STEP, GLOBAL_SCHEDULE, RESTARTED_SCHEDULE
+    from gumbel_book.labs.gumbel_max import EULER_GAMMA, ordered_tuple_probabilities
+    from gumbel_book.labs.gumbel_softmax import vae_epoch
+
+    epoch = vae_epoch()["steps"]
+    tau_global = gb.anneal_tau(ANNEAL_STEP, **GLOBAL_SCHEDULE)
+    tau_restarted = gb.anneal_tau(ANNEAL_STEP % epoch, **RESTARTED_SCHEDULE)
+    top2 = ordered_tuple_probabilities((0.5, 0.3, 0.2), 2)[(1, 0)]
+    return {
+        "reparam-score-variance": (X.check_score_variance, 105 - 2 * 15 + 3 - (3 - 1) ** 2, 105 - 2 * 15 + 3),
+        "gm-top2": (X.check_top2_probability, top2, 0.5 * 0.3),
+        "gm-expected-max": (X.check_expected_max, math.log(6) + EULER_GAMMA, math.log(6)),
+        "gs-anneal-global": (lambda v: X.check_annealing_answers(v, tau_restarted), tau_global, 0.5422761),
+        "gs-anneal-restarted": (lambda v: X.check_annealing_answers(tau_global, v), tau_restarted, 0.5),
+    }
+
+
+@pytest.mark.parametrize("question", list(_numeric_answers()))
+def test_digests_accept_the_answer_the_package_computes_and_name_the_slip(question, capsys):
+    """The digests in the check modules are of today's answers (a change of the VAE's split, say, would change
+    the restarted temperature): the answer passes, a slip gets its hint, a value 1% off gets neither."""
+    check, answer, slip = _numeric_answers()[question]
+    assert check(answer) is None and "correct" in capsys.readouterr().out
+    with pytest.raises(AssertionError) as hint:
+        check(slip)
+    with pytest.raises(AssertionError) as plain:
+        check(answer * 1.01)
+    assert str(hint.value) != str(plain.value)
+    assert f"{answer:.4g}" not in str(hint.value) + str(plain.value)
+
+
 @pytest.mark.parametrize("check", FUNCTION_CHECKS, ids=lambda c: c.__name__)
 def test_function_checks_raise_type_error_only_for_a_non_callable(check):
     with pytest.raises(TypeError, match="must be a function"):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import hashlib
 import importlib
 import inspect
 import math
@@ -84,6 +85,24 @@ def check_callable(fn: object, what: str = "the answer") -> None:
     """Raise ``TypeError`` (the only TypeError a check raises) when the answer is not a function."""
     if not callable(fn):
         raise TypeError(f"{what} must be a function, got {type(fn).__name__}: {fn!r}")
+
+
+def answer_digest(question: str, value: float) -> str:
+    """A short SHA-256 of ``question`` and ``value`` to four significant digits.
+
+    A numeric answer's check compares digests, so the answer is in no file a student installs (the book's solution
+    states it). (A check that says "correct" can always be queried; what a digest
+    keeps out of the package is the derivation, which the formula computing an expected value would give away.)
+    """
+    return hashlib.sha256(f"{question}:{value:.4g}".encode()).hexdigest()[:16]
+
+
+def check_digest(value: float, question: str, right: str, slips: dict[str, str], wrong: str) -> None:
+    """Raise the hint of the slip whose digest ``value`` has, else ``wrong`` unless its digest is ``right``."""
+    found = answer_digest(question, value)
+    if found in slips:
+        raise AssertionError(slips[found])
+    assert found == right, wrong
 
 
 def check_number(value: object, what: str = "the answer") -> float:

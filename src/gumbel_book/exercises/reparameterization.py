@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from .guard import call_with_generator, check_callable, check_number, own_work
+from .guard import call_with_generator, check_callable, check_digest, check_number, own_work
 
 Z_CRIT = 4.0  # two-sided normal quantile for alpha ~ 6e-5
 ALPHA = 1e-4
@@ -65,24 +65,23 @@ def check_score_variance(value: float) -> None:
     """Exercise: the variance of the single-sample score-function estimate of d/dsigma E[z^2] at mu = 0, sigma = 1.
 
     The page prints the d/dmu variances, never this one; the hints name the three likeliest slips (the second
-    moment, the reparameterized estimator's variance, and the d/dmu variance at this point).
+    moment, the reparameterized estimator's variance, and the d/dmu variance at this point). Compared by digest
+    (:func:`.guard.answer_digest`): the value is in no file of the package.
     """
-    v = check_number(value)
-    m = _normal_moment
-    expected = m(8) - 2 * m(6) + m(4) - (m(4) - m(2)) ** 2  # the estimate is eps^4 - eps^2 at this point
-    slips = {
-        expected + (m(4) - m(2)) ** 2: "that is the second moment: subtract the squared mean of the estimator",
-        4 * (m(4) - m(2) ** 2): "that is the variance of the reparameterized estimate 2 z eps of d/dsigma, "
-        "not of the score function",
-        m(6): "that is the variance of the d/dmu estimate at this point: the question asks about d/dsigma",
-    }
-    for slip, hint in slips.items():
-        if math.isclose(v, slip, rel_tol=1e-3):
-            raise AssertionError(hint)
-    assert math.isclose(v, expected, rel_tol=0.01), (
+    check_digest(
+        check_number(value),
+        "reparam-score-variance",
+        "3d0c4cc694666bb8",
+        {
+            "c26ebc12c46d28cd": "that is the second moment: subtract the squared mean of the estimator",
+            "4a16dda98a491f3d": "that is the variance of the reparameterized estimate 2 z eps of d/dsigma, "
+            "not of the score function",
+            "8f24d34f64c190f8": "that is the variance of the d/dmu estimate at this point: the question asks about "
+            "d/dsigma",
+        },
         "not right. With mu = 0 and sigma = 1, z = eps and d/dsigma log p(z) = ((z - mu)^2 - sigma^2) / sigma^3, "
         "so the estimate is a polynomial in eps: expand its square and use E eps^(2k) = (2k - 1)!!; do not forget "
-        "to subtract the squared mean."
+        "to subtract the squared mean.",
     )
     _correct()
 
