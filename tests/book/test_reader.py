@@ -264,6 +264,16 @@ def _solution_pages() -> list[str]:
     return [p for p in _pages() if p == "<book not built>" or 'class="solution' in (HTML_DIR / p).read_text()]
 
 
+def _settle(page, element, condition: str) -> None:
+    """Wait until ``condition`` holds for ``element`` (at most 2 s; the caller's assertion says if it never did),
+    then 50 ms more for the toggle's handlers (a jump to the exercise would come in that time)."""
+    try:
+        page.wait_for_function(f"s => ({condition})(s)", arg=element, timeout=2_000, polling=20)
+    except Exception:  # noqa: BLE001 - a Playwright timeout: the assertion that follows reports it
+        pass
+    page.wait_for_timeout(50)
+
+
 @pytest.mark.parametrize("page_path", _solution_pages())
 def test_clicking_a_solution_title_opens_it(loaded, page_path):
     """Every solution opens from a click on its title's link text ("Exercise 3 (...)"), the largest part of the
@@ -278,14 +288,14 @@ def test_clicking_a_solution_title_opens_it(loaded, page_path):
         target.scroll_into_view_if_needed()
         hash_before = page.evaluate("() => location.hash")
         target.click()
-        page.wait_for_timeout(100)
+        _settle(page, solution, "s => !s.classList.contains('toggle-hidden')")
         opened = solution.evaluate(
             "s => !s.classList.contains('toggle-hidden') && [...s.children].slice(1).some(c => c.offsetHeight > 0)"
         )
         assert opened, f"{page_path}: solution {number} did not open when its title's text was clicked"
         assert page.evaluate("() => location.hash") == hash_before, f"{page_path}: the click jumped away"
         target.click()
-        page.wait_for_timeout(100)
+        _settle(page, solution, "s => s.classList.contains('toggle-hidden')")
         assert solution.evaluate("s => s.classList.contains('toggle-hidden')"), f"solution {number} stays open"
     assert not errors, f"{page_path}: {errors[:5]}"
 
