@@ -25,7 +25,6 @@ LONGEST_FIRST = (
     "book/test_course.py",
     "book/test_reader.py",
     "book/test_course_browser.py",
-    "book/test_browser.py",
     "unit/test_vae.py",
 )
 

@@ -1,8 +1,10 @@
 """What a reader of the built book sees, page by page, in Chromium at a laptop's width (1280 px) and a phone's
 (390 px): no raw MyST in the text, nothing wider than its column unless it scrolls in its own box, no sideways
 scrolling on a phone, solutions that open from anywhere on their title, figures whose titles, labels and
-sliders fit a phone's screen, and pages light enough to load. With ``$GUMBEL_BOOK_SCREENSHOTS`` set, a full-page
-screenshot of every page at both widths is saved there (CI uploads them, so a change of look can be reviewed).
+sliders fit a phone's screen, and pages light enough to load; and, with the network cut off, no console error, no
+request leaving the book, every figure drawn, every formula typeset and every slider moving its figure. Each page
+is loaded once per width for all of these. With ``$GUMBEL_BOOK_SCREENSHOTS`` set, a full-page screenshot of every
+page at both widths is saved there (CI uploads them, so a change of look can be reviewed).
 
 The book must be built first (README, command 1); ``$GUMBEL_BOOK_HTML_DIR`` points at another build.
 """
@@ -435,15 +437,6 @@ FIGURE_STATE = """el => JSON.stringify({
 })"""
 
 
-def _wait_for_figures(page) -> list:
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('.plotly-graph-div')]"
-        ".every(el => el._fullLayout && el.querySelector('.main-svg'))",
-        timeout=30_000,
-    )
-    return page.query_selector_all(".plotly-graph-div")
-
-
 def _move_slider(page, fig, index: int) -> None:
     """Click the far end of slider ``index`` of ``fig`` (the end away from its current step)."""
     n_steps, active = fig.evaluate(
@@ -513,3 +506,18 @@ def test_page_works_offline(loaded, page_path):
 
     assert not external, f"{page_path}: requests left the book: {external[:5]}"
     assert not errors, f"{page_path}: {errors[:5]}"
+
+
+def test_the_book_is_built():
+    assert (HTML_DIR / "index.html").exists(), NOT_BUILT
+    assert (HTML_DIR / "_static" / "plotly.min.js").stat().st_size > 1_000_000
+    assert (HTML_DIR / "_static" / "mathjax" / "tex-chtml.js").exists()
+
+
+def test_intro_has_its_slider_figure(loaded):
+    """The intro page carries exactly one plotly figure, and it has a tau slider."""
+    _, page, _, _, _ = loaded("book/intro.html", WIDTHS["laptop"])
+    figures = page.query_selector_all(".plotly-graph-div")
+    assert len(figures) == 1
+    assert figures[0].evaluate("el => el._fullLayout.sliders.length") == 1
+    assert "τ" in figures[0].evaluate("el => el._fullLayout.sliders[0].currentvalue.prefix")

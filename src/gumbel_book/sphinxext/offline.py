@@ -10,7 +10,7 @@ No page loads the theme's ``fontawesome.js`` (1.5 MB; 0.54 MB compressed): it is
 custom icons", and the book has none; the theme's stylesheet draws its icons from the Font Awesome web fonts.
 
 The installed plotly ships only the full plotly.js bundle; the partial bundles (``plotly.js-cartesian``,
-which would cover every trace type the book draws, see ``tests/book/test_browser.py``) come from npm only.
+which would cover every trace type the book draws, see ``tests/book/test_reader.py``) come from npm only.
 """
 
 from __future__ import annotations
