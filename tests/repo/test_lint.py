@@ -49,3 +49,44 @@ def test_no_proof_is_a_dropdown():
         for m in re.finditer(r"\{prf:proof\}[^\n]*\n(?::[a-z-]+:[^\n]*\n)*:class:[^\n]*dropdown", text)
     ]
     assert not found, f"{{prf:proof}} with :class: dropdown at {found}"
+
+
+HIDDEN = ("remove-cell", "remove-input", "hide-input", "hide-cell")
+MAX_VISIBLE = 88  # the guide's limit for a line a reader sees in a code cell
+
+
+def visible_cell_problems(markdown_notebook: str) -> list[str]:
+    """In the code cells a reader sees (none of :data:`HIDDEN` tags): lines over :data:`MAX_VISIBLE` characters
+    and ``glue(`` calls, which belong in hidden cells."""
+    import jupytext
+
+    problems = []
+    for cell in jupytext.reads(markdown_notebook, fmt="md:myst").cells:
+        if cell.cell_type != "code" or set(HIDDEN) & set(cell.metadata.get("tags", [])):
+            continue
+        problems += [
+            f"{len(line)} characters: {line[:50]}" for line in cell.source.splitlines() if len(line) > MAX_VISIBLE
+        ]
+        problems += ["glue() in a visible cell"] if "glue(" in cell.source else []
+    return problems
+
+
+@pytest.mark.parametrize("page", sorted(p.name for p in (Path(__file__).resolve().parents[2] / "book").glob("*.md")))
+def test_visible_code_is_short_and_glue_free(page):
+    source = (Path(__file__).resolve().parents[2] / "book" / page).read_text()
+    problems = visible_cell_problems(source)
+    assert not problems, f"{page}: {problems[:5]}"
+
+
+def test_the_visible_cell_check_sees_a_long_line_and_a_glue():
+    """Negative control: a visible cell with a 90-character line and a glue() call, beside a hidden one."""
+    front = (
+        "---\njupytext:\n  text_representation:\n    format_name: myst\n"
+        "kernelspec:\n  display_name: Python 3\n  name: python3\n---\n"
+    )
+    long_line = "x = " + "1 + " * 21 + "1"
+    visible = f"```{{code-cell}} ipython3\n{long_line}\nglue('a', 1)\n```\n"
+    hidden = f"```{{code-cell}} ipython3\n:tags: [remove-cell]\n{long_line}\nglue('b', 2)\n```\n"
+    assert len(long_line) > MAX_VISIBLE
+    assert len(visible_cell_problems(front + visible + hidden)) == 2
+    assert visible_cell_problems(front + hidden) == []
