@@ -17,6 +17,7 @@ from typing import Any
 __all__ = [
     "CHAPTERS",
     "CLAIM_TAG",
+    "HIDDEN_TAGS",
     "HIDE_TAG",
     "book_sources",
     "claim_asserts",
@@ -50,6 +51,9 @@ CLAIM_TAG = "claim"
 
 HIDE_TAG = "remove-cell"
 """The tag that hides a guarded-claim cell from readers."""
+
+HIDDEN_TAGS = ("remove-cell", "remove-input", "hide-input", "hide-cell")
+"""The cell tags that keep a code cell's source from a reader of the page (removed, or folded away)."""
 
 CHAPTERS: tuple[str, ...] = (
     "intro",

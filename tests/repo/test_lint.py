@@ -51,18 +51,19 @@ def test_no_proof_is_a_dropdown():
     assert not found, f"{{prf:proof}} with :class: dropdown at {found}"
 
 
-HIDDEN = ("remove-cell", "remove-input", "hide-input", "hide-cell")
 MAX_VISIBLE = 88  # the guide's limit for a line a reader sees in a code cell
 
 
 def visible_cell_problems(markdown_notebook: str) -> list[str]:
-    """In the code cells a reader sees (none of :data:`HIDDEN` tags): lines over :data:`MAX_VISIBLE` characters
+    """In the code cells a reader sees (no tag of ``notebook.HIDDEN_TAGS``): lines over :data:`MAX_VISIBLE` characters
     and ``glue(`` calls, which belong in hidden cells."""
     import jupytext
 
+    from gumbel_book.notebook import HIDDEN_TAGS
+
     problems = []
     for cell in jupytext.reads(markdown_notebook, fmt="md:myst").cells:
-        if cell.cell_type != "code" or set(HIDDEN) & set(cell.metadata.get("tags", [])):
+        if cell.cell_type != "code" or set(HIDDEN_TAGS) & set(cell.metadata.get("tags", [])):
             continue
         problems += [
             f"{len(line)} characters: {line[:50]}" for line in cell.source.splitlines() if len(line) > MAX_VISIBLE

@@ -10,6 +10,7 @@ import re
 
 import nbformat
 
+from ..notebook import HIDDEN_TAGS
 from .chapters import CONFIG_MARKER, is_marker
 
 MIN_CHARS = 12  # shorter lines ("$$", "return y", a closing bracket) are not telling and occur in prompts too
@@ -62,7 +63,7 @@ def taught_lines(chapter_nb: nbformat.NotebookNode, config_marker: str = CONFIG_
     for cell in chapter_nb.cells:
         if is_marker(cell, config_marker):
             break
-        hidden = {"remove-cell", "remove-input", "hide-input", "hide-cell"} & set(cell.metadata.get("tags", []))
+        hidden = set(HIDDEN_TAGS) & set(cell.metadata.get("tags", []))
         if cell.cell_type == "code" and not hidden and "SOLUTION" not in cell.source:
             taught |= {line.strip() for line in cell.source.splitlines() if len(line.strip()) >= MIN_CHARS}
     return taught

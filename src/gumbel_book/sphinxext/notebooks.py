@@ -27,6 +27,7 @@ import nbformat
 from sphinx.application import Sphinx
 
 from .. import __version__
+from ..notebook import HIDDEN_TAGS
 from .jupyter_markdown import Directive, References, convert_markdown, split_blocks
 
 NOTEBOOKS_BRANCH = "notebooks"
@@ -34,7 +35,6 @@ INSTALL_TAG = "gumbel-book-install"
 #: Raw cells of the grader (otter-assign): ``# BEGIN QUESTION``, ``# END TESTS``, ``# ASSIGNMENT CONFIG``...
 GRADER_MARKER = re.compile(r"^#\s*((BEGIN|END)\s+(QUESTION|SOLUTION|TESTS|PROMPT)\b|ASSIGNMENT CONFIG)", re.I)
 #: Tags of cells the book hides: a notebook shows them collapsed (JupyterLab's ``source_hidden``).
-HIDDEN_TAGS = ("remove-cell", "remove-input", "hide-input", "hide-cell")
 ANSWER = "...  # your answer"
 
 
