@@ -272,10 +272,16 @@ def no_new_tasks() -> str:
 # --- 4. the audit hook ------------------------------------------------------------------------------------------
 
 
-def _under(path: object, folders: tuple[str, ...]) -> bool:
+def _text_path(path: object) -> str | None:
+    """An audit event's path argument as text: bytes decoded, anything else (a file descriptor, say) None."""
     if isinstance(path, bytes):
         path = os.fsdecode(path)
-    if not isinstance(path, str):
+    return path if isinstance(path, str) else None
+
+
+def _under(path: object, folders: tuple[str, ...]) -> bool:
+    path = _text_path(path)
+    if path is None:
         return False
     real = os.path.realpath(path)
     return any(real == f.rstrip(os.sep) or real.startswith(f) for f in folders)
@@ -283,9 +289,8 @@ def _under(path: object, folders: tuple[str, ...]) -> bool:
 
 def _other_process(path: object, own: tuple[str, ...]) -> bool:
     """Whether ``path`` is under /proc but not this process's own entries (Landlock hides /proc as a whole)."""
-    if isinstance(path, bytes):
-        path = os.fsdecode(path)
-    if not isinstance(path, str):
+    path = _text_path(path)
+    if path is None:
         return False
     path = os.path.abspath(path)
     return (path == "/proc" or path.startswith("/proc/")) and not any(
