@@ -40,3 +40,10 @@ echo "==> building the book (every notebook executed afresh, warnings are errors
 start=$(date +%s)
 .venv/bin/jupyter-book build --all --warningiserror --keep-going .
 echo "==> book built in $(( $(date +%s) - start )) s: open _build/html/index.html"
+
+# The print edition: the book and each page as PDFs (instructor and student editions) in _build/html/pdf,
+# which every page's download button links. Chromium prints the built pages; matplotlib draws the figures.
+echo "==> printing the PDFs"
+start=$(date +%s)
+.venv/bin/python -m gumbel_book.course pdf
+echo "==> PDFs printed in $(( $(date +%s) - start )) s: _build/html/pdf"

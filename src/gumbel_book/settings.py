@@ -23,7 +23,11 @@ KERNELS_ENV = "GUMBEL_BOOK_KERNELS"
 BUILD_ENV = "GUMBEL_BOOK_HTML"
 """Set by the book build (:mod:`gumbel_book.sphinxext.offline`): figures render as kernel-free HTML."""
 
-ENVIRONMENT = (DEVICE_ENV, DATA_ENV, RESULTS_ENV, FULL_ENV, KERNELS_ENV, BUILD_ENV)
+CHROMIUM_ENV = "GUMBEL_BOOK_CHROMIUM"
+"""The Chromium that prints the PDFs (default: Debian's ``/usr/bin/chromium``, else playwright's own)."""
+DEFAULT_CHROMIUM = Path("/usr/bin/chromium")
+
+ENVIRONMENT = (DEVICE_ENV, DATA_ENV, RESULTS_ENV, FULL_ENV, KERNELS_ENV, BUILD_ENV, CHROMIUM_ENV)
 """The variables the package reads."""
 
 
@@ -64,3 +68,10 @@ def in_book_build() -> bool:
 def mark_book_build() -> None:
     """Set :data:`BUILD_ENV` for this process and the notebook kernels it starts."""
     os.environ[BUILD_ENV] = "1"
+
+
+def chromium_path() -> Path | None:
+    """``$GUMBEL_BOOK_CHROMIUM``, else Debian's Chromium if installed, else ``None`` (playwright's own browser)."""
+    if _get(CHROMIUM_ENV):
+        return Path(_get(CHROMIUM_ENV))
+    return DEFAULT_CHROMIUM if DEFAULT_CHROMIUM.exists() else None

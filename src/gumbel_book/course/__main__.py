@@ -1,4 +1,4 @@
-"""Command line: ``python -m gumbel_book.course {build,grade,book}`` (see the instructor page of the book)."""
+"""Command line: ``python -m gumbel_book.course {build,grade,book,pdf}`` (see the instructor page of the book)."""
 
 from __future__ import annotations
 
@@ -65,6 +65,17 @@ def _cmd_book(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_pdf(args: argparse.Namespace) -> int:
+    from .pdf import build_pdfs, summary
+
+    root = find_root(args.root)
+    html = Path(args.html) if args.html else root / "_build" / "html"
+    out = Path(args.out) if args.out else html / "pdf"
+    editions = build_pdfs(root, html, out, args.edition or ("instructor", "student"))
+    print(summary(editions))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``course`` argument parser."""
     parser = argparse.ArgumentParser(prog="python -m gumbel_book.course", description=__doc__)
@@ -98,6 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="executed notebooks of the full book whose outputs to reuse (default: _build/jupyter_execute if present)",
     )
     book.set_defaults(run=_cmd_book)
+
+    pdf = sub.add_parser("pdf", help="the book and each page as PDFs: instructor and student editions")
+    pdf.add_argument("--html", default=None, help="the built book (default: _build/html)")
+    pdf.add_argument("--out", default=None, help="output folder (default: pdf/ in the built book, which links it)")
+    pdf.add_argument("--edition", action="append", choices=("instructor", "student"), help="only this edition")
+    pdf.add_argument("--root", type=Path, default=None, help="the book's folder (default: found from here)")
+    pdf.set_defaults(run=_cmd_pdf)
     return parser
 
 

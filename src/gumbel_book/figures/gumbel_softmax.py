@@ -17,10 +17,11 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..labs.gumbel_softmax import SQRT3_2, annealing_curves, simplex_view
-from .style import COLORS, base_layout, slider
+from .style import COLORS, base_layout, print_steps, slider
 
 SIMPLEX_LOGITS = (1.0, 0.0, -0.7)
 SIMPLEX_TAUS = (0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
+SIMPLEX_PRINT_TAUS = (0.1, 0.5, 1.0, 3.0)  # the simplex's panels in the print edition
 TRADEOFF_TAUS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 PAPER_RATES = (1e-5, 1e-4)
 PAPER_EVERY = (500, 1000)
@@ -131,7 +132,10 @@ def simplex_figure(
         {"method": "restyle", "label": f"{tau:g}", "args": _restyle_args(simplex_trace_updates(v))}
         for tau, v in zip(taus, views, strict=True)
     ]
-    fig.update_layout(sliders=[slider(steps, "temperature τ = ", active=active, pad_top=10)])
+    fig.update_layout(
+        sliders=[slider(steps, "temperature τ = ", active=active, pad_top=10)],
+        **print_steps(*(f"{t:g}" for t in SIMPLEX_PRINT_TAUS if t in taus)),
+    )
     return fig
 
 

@@ -78,6 +78,11 @@ def base_layout(title: str | None = None, height: int = DEFAULT_HEIGHT, **kwargs
     return layout
 
 
+def print_steps(*labels: str) -> dict:
+    """Layout that names the slider steps the print edition draws as panels (:mod:`gumbel_book.figures.static`)."""
+    return {"meta": {"print_steps": list(labels)}}
+
+
 def slider(steps: list[dict], prefix: str, active: int = 0, pad_top: int = 40) -> dict:
     """A plotly slider whose steps were precomputed at build time, so it works without a kernel."""
     return {

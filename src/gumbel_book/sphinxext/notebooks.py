@@ -337,8 +337,32 @@ def _notebook_page(app: Sphinx, pagename: str, templatename: str, context: dict,
         _rewrite_buttons(context.get("header_buttons", []), urls)
 
 
+#: Where the print edition's page PDFs are, in the built site (:mod:`gumbel_book.course.pdf` writes them).
+PDF_DIR = "pdf"
+
+
+def pdf_button(buttons: list[dict[str, Any]], url: str) -> int:
+    """Point the theme's ``.pdf`` download entry (``window.print()``) at the page's PDF; returns how many changed."""
+    found = 0
+    for button in buttons:
+        if button.get("type") == "group":
+            found += pdf_button(button.get("buttons", []), url)
+        elif button.get("label") == "download-pdf-button":
+            button.update(type="link", url=url, tooltip="Download this page as a PDF (print edition)")
+            button.pop("javascript", None)
+            found += 1
+    return found
+
+
+def _pdf_page(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
+    """Every page's ``.pdf`` entry downloads its print-edition PDF (``pdf/<page>.pdf``)."""
+    if doctree is not None and pagename in app.env.found_docs:
+        pdf_button(context.get("header_buttons", []), context["pathto"](f"{PDF_DIR}/{pagename}.pdf", 1))
+
+
 def setup(app: Sphinx) -> dict:
     app.add_config_value("gumbel_notebooks_branch", NOTEBOOKS_BRANCH, "html")
+    app.connect("html-page-context", _pdf_page, priority=600)
     app.connect("config-inited", _set_baseurl)
     app.connect("html-page-context", _notebook_page, priority=600)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
