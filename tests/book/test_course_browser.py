@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from pathlib import Path
 
 import offline_browser as ob
@@ -72,6 +73,18 @@ def test_student_html_holds_no_solution_line(student_book):
     assert _leaks(texts, secret) == []
     page = next(p for p in texts if p.name == f"{CHAPTERS[0].name}.html")
     assert _leaks({page: texts[page] + lines[0]}, lines), "the scan finds a solution line when one is there"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.name)
+def test_student_pages_show_every_glued_number(student_book, chapter):
+    """The student book is built without executing: the values its prose glues come from the full build's
+    ``.glue.json``. Each glued value of the full page is in the student page (the full page is the control: it
+    has them)."""
+    pasted = re.compile(r'<span class="pasted-text">([^<]*)</span>')
+    full = pasted.findall((ROOT / "_build" / "html" / "book" / f"{chapter.name}.html").read_text())
+    student = pasted.findall((student_book / "book" / f"{chapter.name}.html").read_text())
+    assert full, "the full page glues numbers"
+    assert [v for v in full if v not in student] == [], "glued values missing from the student page"
 
 
 def test_student_html_leads_nowhere_near_the_full_book(student_book):

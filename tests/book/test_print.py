@@ -8,6 +8,7 @@ from __future__ import annotations
 import html as html_lib
 import re
 import shutil
+import unicodedata
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -39,8 +40,9 @@ def _pdf(page: str, edition: str = "instructor") -> Path:
 
 
 def _squeeze(text: str) -> str:
-    """Text without whitespace: PDF text extraction breaks lines and spaces where the layout does."""
-    return re.sub(r"\s+", "", text)
+    """Text without whitespace (PDF text extraction breaks lines and spaces where the layout does) and without
+    ligatures (a PDF font draws "fi" as one glyph)."""
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
 
 
 class _Headings(HTMLParser):
@@ -98,7 +100,9 @@ def test_pdf_has_the_pages_headings_and_no_raw_myst(page):
     squeezed = _squeeze(text)
     headings = [h.strip() for h in parsed.headings if h.strip()]
     assert headings
-    missing = [h for h in headings if _squeeze(html_lib.unescape(h)) not in squeezed]
+    # A heading's inline math prints as typeset glyphs: its text around the math is what must be there.
+    pieces = {h: [p for p in re.split(r"\\\(.*?\\\)", html_lib.unescape(h)) if p.strip()] for h in headings}
+    missing = [h for h, parts in pieces.items() if not all(_squeeze(p) in squeezed for p in parts)]
     assert not missing, f"{page}: headings missing from the PDF: {missing}"
     assert not _raw_myst_beyond_code(text, "\n".join(parsed.code)), page
 
@@ -130,9 +134,11 @@ def test_every_plotly_figure_prints_as_an_image(page):
 
 
 def _code_lines(chapter) -> list[str]:
-    """The chapter's solution lines that are code (prose prints as rendered math, not as written)."""
+    """The chapter's solution lines that its built page shows as code (prose prints as typeset math, not as written,
+    and the hidden guards are on no page)."""
+    shown = _squeeze("\n".join(_page_html(f"book/{chapter.name}").code))
     lines = secret_lines(solution_lines(assignment_notebook(chapter)), chapter.read())
-    return [line for line in lines if len(_squeeze(line)) >= 12 and not re.search(r"[$`*{]", line)]
+    return [line for line in lines if len(_squeeze(line)) >= 12 and _squeeze(line) in shown]
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.name)
@@ -150,7 +156,7 @@ def test_student_pdf_holds_no_solution_and_the_instructor_pdf_has_them_after_the
     start = next(i for i, t in enumerate(texts) if t.startswith(_squeeze(SOLUTIONS_HEADING) + ":"))
     body, appendix = "".join(texts[:start]), "".join(texts[start:])
     found = [line for line in lines if _squeeze(line) in appendix]
-    assert len(found) >= 0.7 * len(lines), f"{len(found)} of {len(lines)} solution lines in the instructor PDF"
+    assert len(found) >= 0.9 * len(lines), f"{len(found)} of {len(lines)} solution lines in the instructor PDF"
     assert [line for line in found if _squeeze(line) in body] == [], "a solution line before the solutions section"
 
 

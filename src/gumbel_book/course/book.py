@@ -8,6 +8,7 @@ them it is built from the sources with execution off (no figures) and says so.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -61,11 +62,29 @@ def _page(root: Path, entry: str, executed: Path | None) -> tuple[nbformat.Noteb
     source = root / f"{entry}.md"
     done = executed / f"{entry}.ipynb" if executed else None
     if done is not None and done.is_file():
-        return nbformat.read(done, as_version=4), source
+        return with_glue(nbformat.read(done, as_version=4), done.with_suffix(".glue.json")), source
     text = source.read_text()
     if text.startswith("---") and "jupytext" in text.split("---", 2)[1]:
         return jupytext.read(source), source
     return None, source
+
+
+def with_glue(nb: nbformat.NotebookNode, glue: Path) -> nbformat.NotebookNode:
+    """``nb`` with the values its page glues (myst-nb keeps them beside the executed notebook, in ``glue``, and out
+    of its outputs) back in a hidden cell, so a build that does not execute still fills in every glued number."""
+    if not glue.is_file():
+        return nb
+    outputs = []
+    for output in json.loads(glue.read_text()).values():
+        prefix = output.get("metadata", {}).get("scrapbook", {}).get("mime_prefix", "")
+        outputs.append(nbformat.from_dict({**output, "data": {prefix + k: v for k, v in output["data"].items()}}))
+    cell = nbformat.v4.new_code_cell("# the page's glued values", metadata={"tags": ["remove-cell"]})
+    cell.outputs = outputs
+    nb.cells.append(cell)
+    lines = nb.metadata.get("source_map")
+    if lines:  # myst-nb maps each cell to its source line
+        lines.append(lines[-1])
+    return nb
 
 
 def build_student_book(root: Path, out: Path, executed: Path | None = None) -> Path:

@@ -65,7 +65,7 @@ async ({figures, edition, heading}) => {
     box.replaceWith(img);
   }
   document.querySelectorAll(".toggle-hidden").forEach(e => e.classList.remove("toggle-hidden"));
-  document.querySelectorAll("details").forEach(e => e.open = true);
+  document.querySelectorAll("details:not(.hide)").forEach(e => e.open = true);  // .hide: code the page hides
   document.querySelectorAll("button.toggle-button").forEach(e => e.remove());
   const solutions = [...document.querySelectorAll("div.solution")];
   if (edition === "instructor" && solutions.length) {
@@ -179,12 +179,14 @@ def merge_book(printed: Sequence[Printed], out: Path, title: str) -> int:
         writer.add_outline_item(_title(reader, item.page), start)
         if item.solutions_at is not None:
             appendix.append((item, reader))
-    if appendix:
-        parent = writer.add_outline_item(SOLUTIONS_HEADING, len(writer.pages))
-        for item, reader in appendix:
-            start = len(writer.pages)
-            for page in reader.pages[item.solutions_at :]:
-                writer.add_page(page)
+    starts = []
+    for item, reader in appendix:
+        starts.append(len(writer.pages))
+        for page in reader.pages[item.solutions_at :]:
+            writer.add_page(page)
+    if appendix:  # bookmarks once their pages exist
+        parent = writer.add_outline_item(SOLUTIONS_HEADING, starts[0])
+        for (item, reader), start in zip(appendix, starts, strict=True):
             writer.add_outline_item(_title(reader, item.page), start, parent=parent)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("wb") as f:
