@@ -182,9 +182,9 @@ def test_the_download_button_links_the_pages_pdf(page):
 
 def test_a_page_with_a_solution_is_not_printed_as_the_student_edition(tmp_path):
     """Negative control of the student edition's refusal: a built page that still holds a solution."""
-    from gumbel_book.course.pdf import _browser, print_page
+    from gumbel_book.course.pdf import chromium, print_page
 
     site = tmp_path / "site"
     shutil.copytree(HTML_DIR, site, ignore=shutil.ignore_patterns("pdf", "_sources", "mathjax", "plotly.min.js"))
-    with _browser() as browser, pytest.raises(RuntimeError, match="student edition holds"):
+    with chromium() as browser, pytest.raises(RuntimeError, match="student edition holds"):
         print_page(browser, site, "book/reparameterization", tmp_path / "out.pdf", "student")

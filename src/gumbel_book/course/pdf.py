@@ -118,7 +118,8 @@ def _twin_uri(figure_json: str) -> str:
 
 
 @contextmanager
-def _browser() -> Iterator[object]:
+def chromium() -> Iterator[object]:
+    """Headless Chromium (playwright) for printing: ``$GUMBEL_BOOK_CHROMIUM``, Debian's, or playwright's own."""
     sync_api = require("playwright.sync_api", "playwright", "print")
     with sync_api.sync_playwright() as pw:
         path = chromium_path()
@@ -206,7 +207,7 @@ def print_edition(html_dir: Path, pages: Sequence[str], out: Path, edition: str,
         raise ValueError(f"edition={edition!r}: expected one of {EDITIONS}")
     start, result = time.perf_counter(), Edition(edition, out / f"{BOOK_NAME}.pdf")
     progress = require("tqdm", "tqdm").tqdm(pages, desc=f"printing the {edition} edition", unit="page")
-    with _browser() as browser:
+    with chromium() as browser:
         for page in progress:
             result.printed.append(print_page(browser, html_dir, page, out / f"{page}.pdf", edition))
     merge_book(result.printed, result.book, title)
