@@ -266,6 +266,7 @@ __all__ = [
     "Edition",
     "Printed",
     "build_pdfs",
+    "chromium",
     "figure_images",
     "image_count",
     "merge_book",
