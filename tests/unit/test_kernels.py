@@ -112,9 +112,16 @@ def test_gumbel_max_chi_square(device):
     assert _chi2_pvalue(counts, wrong) < ALPHA
 
 
+def _narrow_lanes(monkeypatch, width: int = 64) -> None:
+    """Narrow lanes, so that a row of a few thousand logits spans several chunks and several column tiles."""
+    monkeypatch.setattr(kernel_code, "CHUNK_WIDTH", width)
+
+
 def test_gumbel_max_across_tiles_is_uniform(device, monkeypatch):
-    """1,024 draws from flat logits over 4,096 categories in 4 tiles: 16 groups of 256 are hit equally often."""
-    monkeypatch.setattr(kernel_code, "RACE_BLOCK", 1024)
+    """1,024 draws from flat logits over 4,096 categories in 4 tiles: 16 groups of 256 are hit equally often
+    (ties stay uniform: every chunk has the same mass, and the noise decides)."""
+    _narrow_lanes(monkeypatch)
+    assert kernel_code.chunk_launch(1024, 4096)[3] == 4
     samples = forced.gumbel_max(torch.zeros(1024, 4096, device=device), generator=_gen(device, 1))
     assert samples.min() >= 0 and samples.max() < 4096
     groups = _counts(samples // 256, 16)
@@ -123,13 +130,127 @@ def test_gumbel_max_across_tiles_is_uniform(device, monkeypatch):
     assert _chi2_pvalue(groups, tilted) < ALPHA
 
 
-def test_gumbel_max_is_the_argmax_of_the_fused_soft_sample(device):
-    """One generator state, one noise: gumbel_max equals the argmax of the soft and of the hard sample."""
+#: Logits over 3,000 categories whose mass varies across the row (7 blocks) and across the lanes (5 phases), so
+#: chunks differ in mass and in their largest logit: a race won by the chunks' largest logits has another law.
+BLOCKS = torch.tensor([0.0, 1.0, -1.0, 0.5, 2.0, -0.5, 0.3], dtype=torch.float64)
+PHASES = torch.tensor([0.0, 2.5, -0.7, 0.2, -0.2], dtype=torch.float64)
+N_WIDE = 3000
+
+
+def _wide_logits() -> torch.Tensor:
+    c = torch.arange(N_WIDE)
+    jitter = torch.randn(N_WIDE, generator=torch.Generator().manual_seed(40), dtype=torch.float64)
+    return BLOCKS[c * 7 // N_WIDE] + PHASES[c % 5] + 0.3 * jitter
+
+
+def _cells(index: torch.Tensor) -> torch.Tensor:
+    """(block, phase) of each index: 35 cells."""
+    return (index * 7 // N_WIDE) * 5 + index % 5
+
+
+def _cell_law(lg: torch.Tensor) -> np.ndarray:
+    p = torch.softmax(lg, -1)
+    return torch.zeros(35, dtype=torch.float64).index_add_(0, _cells(torch.arange(N_WIDE)), p).numpy()
+
+
+def chunk_by_max(lg: torch.Tensor, n: int, chunk: int, width: int, gen: torch.Generator) -> torch.Tensor:
+    """The plausible mistake: chunks race by their largest logit plus Gumbel noise, not by their logsumexp."""
+    size = chunk * width * -(-lg.shape[-1] // (chunk * width))
+    tiles = torch.nn.functional.pad(lg, (0, size - lg.shape[-1]), value=-INF).view(-1, chunk, width)
+    x = tiles.transpose(0, 1).reshape(chunk, -1)  # column t * width + w: chunk w of tile t
+    g = -torch.log(torch.empty(n, x.shape[1], dtype=torch.float64).exponential_(generator=gen))
+    c = (x.max(0).values + g).argmax(-1)
+    i = gb.gumbel_max(x[:, c].t(), generator=gen)
+    return (c // width) * chunk * width + i * width + c % width
+
+
+def test_gumbel_max_across_chunks_and_tiles_chi_square(device, monkeypatch):
+    """20,000 draws over 3,000 categories in 3 tiles of 64 chunks match softmax(logits) on 35 cells at ALPHA; the
+    same test rejects a race whose chunks compete by their largest logit (negative control)."""
+    _narrow_lanes(monkeypatch)
+    _, chunk, width, tiles = kernel_code.chunk_launch(20_000, N_WIDE)
+    assert (chunk, width, tiles) == (16, 64, 3)
+    lg = _wide_logits()
+    idx = forced.gumbel_max(lg.float().to(device).expand(20_000, -1), generator=_gen(device, 41))
+    assert _chi2_pvalue(_counts(_cells(idx.cpu()), 35), _cell_law(lg)) > ALPHA
+    wrong = chunk_by_max(lg, 20_000, chunk, width, torch.Generator().manual_seed(42))
+    assert _chi2_pvalue(_counts(_cells(wrong), 35), _cell_law(lg)) < ALPHA
+
+
+def test_consecutive_rows_and_consecutive_launches_are_independent(device):
+    """Joint chi-square of (row 2i, row 2i + 1) and of (launch 1, launch 2) row by row, 16 cells each, against the
+    product law. Rows or launches that shared noise would agree far too often; the control is that agreement."""
+    lg = torch.tensor([0.5, -0.5, 1.0, 0.0], device=device)
+    p = torch.softmax(lg.double(), -1).cpu().numpy()
+    product = np.outer(p, p).flatten()
+    gen = _gen(device, 43)
+    first = forced.gumbel_max(lg.expand(20_000, -1), generator=gen).cpu()
+    second = forced.gumbel_max(lg.expand(20_000, -1), generator=gen).cpu()
+    rows = _counts(first[0::2] * 4 + first[1::2], 16)
+    launches = _counts(first * 4 + second, 16)
+    assert _chi2_pvalue(rows, product) > ALPHA and _chi2_pvalue(launches, product) > ALPHA
+    shared = _counts(first * 4 + first, 16)  # negative control: the same noise twice
+    assert _chi2_pvalue(shared, product) < ALPHA
+
+
+@kernel_code._jit
+def _counter_kernel(out_ptr, n_tiles, ROWS: tl.constexpr, HALF: tl.constexpr):
+    pid = tl.program_id(0)
+    pid_t = pid % n_tiles
+    rows = ((pid // n_tiles) * ROWS + tl.arange(0, ROWS)).to(tl.int64)
+    slots = rows[:, None] * (n_tiles * HALF) + pid_t * HALF + tl.arange(0, HALF)[None, :]
+    tl.store(out_ptr + slots, kernel_code.chunk_counters(rows, pid_t, n_tiles, ROWS, HALF))
+
+
+@kernel_code._jit
+def _half_stride_counters(rows, pid_t, n_tiles, ROWS: tl.constexpr, HALF: tl.constexpr):
+    """The plausible bug: a row stride of half the row, so neighbouring rows share counters."""
+    return rows[:, None] * (n_tiles * HALF // 2) + (pid_t * HALF + tl.arange(0, HALF))[None, :]
+
+
+@kernel_code._jit
+def _bad_counter_kernel(out_ptr, n_tiles, ROWS: tl.constexpr, HALF: tl.constexpr):
+    pid = tl.program_id(0)
+    pid_t = pid % n_tiles
+    rows = ((pid // n_tiles) * ROWS + tl.arange(0, ROWS)).to(tl.int64)
+    slots = rows[:, None] * (n_tiles * HALF) + pid_t * HALF + tl.arange(0, HALF)[None, :]
+    tl.store(out_ptr + slots, _half_stride_counters(rows, pid_t, n_tiles, ROWS, HALF))
+
+
+@pytest.mark.parametrize("m, n", [(5, 3001), (8, 4096), (3, 97)])
+def test_the_chunk_counters_are_one_to_one_over_rows_and_tiles(device, monkeypatch, m, n):
+    """White box: every (row, chunk pair) of every tile gets its own Philox counter, for odd N too; the same check
+    finds the rows sharing counters under a half-row stride (negative control)."""
+    _narrow_lanes(monkeypatch)
+    _, _, width, n_tiles = kernel_code.chunk_launch(m, n)
+    rows = 1 if m % 2 else 2  # rows per program
+    for kernel, one_to_one in ((_counter_kernel, True), (_bad_counter_kernel, False)):
+        out = torch.full((m * n_tiles * width // 2,), -1, dtype=torch.int64, device=device)
+        kernel[(-(-m // rows) * n_tiles,)](out, n_tiles, ROWS=rows, HALF=width // 2)
+        assert (out >= 0).all()
+        assert (out.unique().numel() == out.numel()) is one_to_one, kernel
+
+
+def test_with_checks_off_a_nan_logit_wins_as_in_the_plain_code(device):
+    """A NaN logit is refused when the data checks are on; off, it wins the race in the kernels (interpreted and
+    compiled alike: the kernel does not rely on how min and max treat NaN) and in the plain code."""
+    lg = torch.tensor([[0.0, float("nan"), 1.0, 3.0], [2.0, -1.0, 5.0, float("nan")]], device=device)
+    with gb.validate_args(False):
+        assert forced.gumbel_max(lg, generator=_gen(device, 44)).tolist() == [1, 3]
+        assert gb.gumbel_max(lg.cpu(), generator=_gen("cpu", 44)).tolist() == [1, 3]
+        wide = torch.zeros(2, 5000, device=device)
+        wide[0, 4321] = float("nan")
+        wide[1, 17] = INF
+        assert forced.gumbel_max(wide, generator=_gen(device, 45)).tolist() == [4321, 17]
+
+
+def test_the_hard_sample_is_the_argmax_of_the_soft_one(device):
+    """One generator state, one noise: the hard Gumbel-Softmax is the one-hot of the soft sample's argmax. (The
+    hierarchical gumbel_max draws other noise: its law is tested above, not its coupling to the soft sample.)"""
     lg = torch.randn(300, 7, device=device, generator=_gen(device, 2))
-    idx = forced.gumbel_max(lg, generator=_gen(device, 3))
     soft = forced.gumbel_softmax(lg, 0.5, generator=_gen(device, 3))
     hard = forced.gumbel_softmax(lg, 0.5, hard=True, generator=_gen(device, 3))
-    assert torch.equal(idx, soft.argmax(-1)) and torch.equal(idx, hard.argmax(-1))
+    assert torch.equal(hard.argmax(-1), soft.argmax(-1))
     assert set(hard.unique().tolist()) == {0.0, 1.0} and torch.equal(hard.sum(-1), torch.ones_like(hard[:, 0]))
 
 
@@ -149,15 +270,46 @@ def test_gumbel_topk_ordered_pairs_chi_square(device):
     assert _chi2_pvalue(counts, with_replacement) < ALPHA
 
 
-def test_gumbel_topk_does_not_depend_on_the_tiling(device, monkeypatch):
-    """The noise is keyed by the element, so tiles of 256 and one tile of 4,096 give the same top 5."""
+def test_gumbel_topk_across_chunks_ordered_pairs_chi_square(device):
+    """40 categories in 4 chunks of 10 (one lane each): the first two of 20,000 top-3 draws, by class (the lane),
+    have the law of sampling without replacement, whether both come from one chunk (memorylessness) or from two;
+    the law with the classes drawn independently is rejected (negative control)."""
+    c = torch.arange(40)
+    lg = torch.tensor([0.8, 0.0, -0.6, 0.3], dtype=torch.float64)[c % 4] + 0.25 * ((c // 4) % 3)
+    assert kernel_code.chunk_launch(20_000, 40)[1:3] == (16, 4)
+    top = forced.gumbel_topk(lg.float().to(device).expand(20_000, -1), 3, generator=_gen(device, 46)).cpu()
+    assert all(len(set(row)) == 3 for row in top[:200].tolist())
+    counts = _counts((top[:, 0] % 4) * 4 + top[:, 1] % 4, 16)
+    p = torch.softmax(lg, -1).numpy()
+    law = np.zeros(16)
+    for i in range(40):
+        for j in range(40):
+            if i != j:
+                law[(i % 4) * 4 + j % 4] += p[i] * p[j] / (1 - p[i])
+    assert _chi2_pvalue(counts, law) > ALPHA
+    independent = np.outer(law.reshape(4, 4).sum(1), law.reshape(4, 4).sum(0)).flatten()
+    assert _chi2_pvalue(counts, independent) < ALPHA
+
+
+def test_gumbel_topk_does_not_depend_on_the_rows_per_program(device, monkeypatch):
+    """The noise is keyed by row, chunk and logit, so one row per program and many give the same top 5; its first
+    is gumbel_max's draw from the same generator state."""
     lg = torch.randn(64, 3000, device=device, generator=_gen(device, 5))
-    one = forced.gumbel_topk(lg, 5, generator=_gen(device, 6))
-    monkeypatch.setattr(kernel_code, "RACE_BLOCK", 256)
-    tiled = forced.gumbel_topk(lg, 5, generator=_gen(device, 6))
-    assert torch.equal(one, tiled)
-    assert all(len(set(row)) == 5 for row in tiled.tolist())
-    assert torch.equal(forced.gumbel_max(lg, generator=_gen(device, 6)), one[:, 0])
+    many = forced.gumbel_topk(lg, 5, generator=_gen(device, 6))
+    assert kernel_code.chunk_launch(64, 3000)[0] > 1
+    monkeypatch.setattr(kernel_code, "CHUNK_TILE", 1)
+    assert kernel_code.chunk_launch(64, 3000)[0] == 1
+    single = forced.gumbel_topk(lg, 5, generator=_gen(device, 6))
+    assert torch.equal(many, single)
+    assert all(len(set(row)) == 5 for row in single.tolist())
+    assert torch.equal(forced.gumbel_max(lg, generator=_gen(device, 6)), many[:, 0])
+
+
+def test_the_flat_race_has_the_same_law(device):
+    """The flat race (one draw per logit) that the chapter compares with: the same chi-square as above."""
+    lg = torch.tensor([0.0, 1.0, 2.0, -INF, -1.0], device=device)
+    idx = kernel_code.flat_race_topk(lg.expand(20_000, -1), 1, -1, _gen(device, 47))[:, 0]
+    assert _chi2_pvalue(_counts(idx, 5), torch.softmax(lg.double(), -1).cpu().numpy()) > ALPHA
 
 
 # --- Gumbel-Softmax ------------------------------------------------------------------------------
@@ -225,7 +377,11 @@ def test_low_precision_logits(device, dtype):
     y = forced.gumbel_softmax(lg.expand(1000, -1), 0.5, generator=_gen(device, 15))
     h = forced.gumbel_softmax(lg.expand(1000, -1), 0.5, hard=True, generator=_gen(device, 15))
     assert y.dtype == dtype and h.dtype == dtype and torch.isfinite(y).all()
-    assert torch.equal(forced.gumbel_max(lg.expand(1000, -1), generator=_gen(device, 15)), h.argmax(-1))
+    assert torch.equal(y.argmax(-1), h.argmax(-1))
+    # the race computes in float32: these logits are exact in every dtype, so the draw is the float32 one
+    idx = forced.gumbel_max(lg.expand(1000, -1), generator=_gen(device, 15))
+    assert torch.equal(idx, forced.gumbel_max(lg.float().expand(1000, -1), generator=_gen(device, 15)))
+    assert (idx != 2).all()
     assert (h[:, 2] == 0).all() and (y[:, 2] == 0).all()
 
 

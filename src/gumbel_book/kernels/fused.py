@@ -1,18 +1,38 @@
 """Fused Triton samplers: Gumbel-max, Gumbel-top-k and the Gumbel-Softmax forward in one pass over the logits.
 
 The noise never touches memory: each program draws its Exp(1) variates in registers from Philox
-(``tl.randint4x``, two draws per call), keyed by one 64-bit seed drawn from the torch generator and
-countered by the element's position, so a given generator state gives the same sample whatever the
-tiling. Gumbel-max is the race ``argmax_i logit_i - log E_i`` (``-log E`` is Gumbel), computed in its
-exponential form ``argmax_i exp(logit_i - m) / E_i``.
+(``tl.philox``, four 32-bit words per call, two draws), keyed by one 64-bit seed drawn from the torch
+generator and countered by position, so a given generator state gives the same sample whatever the number
+of rows a program takes.
+
+**Gumbel-max and Gumbel-top-k are hierarchical** (:func:`race_topk`). The maximum of Gumbel-perturbed logits
+over a set is Gumbel at the set's logsumexp, and which element attains it is independent of that maximum
+(the Gumbel-max chapter proves both). So a row is cut into chunks of ``CHUNK`` logits, each chunk held by one
+thread: a pass with no random numbers keeps each chunk's max ``m`` and ``s = sum exp(x - m)``; one Exp(1) per
+chunk races the chunks (arrival ``E / (s e^m)``); only inside the winning chunk does each logit get its own
+noise. For top-k, the k earliest chunks hold the k earliest logits; inside each, the first logit arrives with
+the chunk and, by memorylessness, the others after it at fresh Exp(1) / weight gaps. One draw per chunk of 16
+or 32 logits instead of one per logit is what brings the kernel near the memory bound. The chunk layout
+(:func:`chunk_launch`) depends on the row length only, so a sample does not depend on the device or on how
+many rows a program takes; it does differ from the flat race's (:func:`flat_race_topk`, kept for the
+benchmarks and the chapter's comparison), and ``gumbel_max`` no longer equals the argmax of the hard
+Gumbel-Softmax drawn from the same generator state. Their laws are the same.
+
+The Gumbel-Softmax forward needs every logit's noise, so it keeps one draw per logit.
+
+A call advances the torch generator by one draw (the kernel's seed), where the plain samplers advance it by
+one draw per logit: switching ``GUMBEL_BOOK_KERNELS=0`` changes every later random number.
 
 The public samplers in :mod:`gumbel_book.sampling` call these kernels for CUDA tensors when Triton
-is installed (``GUMBEL_BOOK_KERNELS=0`` switches them off), through :mod:`gumbel_book.kernels`. On a
-machine without a CUDA GPU, :func:`gumbel_book.kernels.use_interpreter` (called before Triton loads)
-makes the same kernels run, slowly, on CPU tensors: that is how CI tests them.
+is installed (``GUMBEL_BOOK_KERNELS=0`` switches them off), through :mod:`gumbel_book.kernels`. Each launch runs
+on the tensor's own GPU (Triton launches on the current device). On a machine without a CUDA GPU,
+:func:`gumbel_book.kernels.use_interpreter` (called before Triton loads) makes the same kernels run, slowly, on
+CPU tensors: that is how CI tests them.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import torch
 import triton
@@ -31,6 +51,10 @@ _jit = InterpretedFunction if INTERPRETED else JITFunction
 # RACE_BLOCK categories wide and RACE_TILE elements in all (several short rows per program).
 RACE_TILE = 65536 if INTERPRETED else 8192
 RACE_BLOCK = 65536 if INTERPRETED else 4096
+# The hierarchical race: a tile is CHUNK x ROWS x WIDTH logits; CHUNK and WIDTH follow the row length only.
+CHUNK_TILE = 262144 if INTERPRETED else 16384  # logits per program for short rows (ROWS rows at a time)
+CHUNK_WIDTH = 1024  # lanes: 256 threads x 4 logits in a 16-byte load
+LONG_ROW = 32 * CHUNK_WIDTH  # rows at least this long take chunks of 32, shorter ones chunks of 16
 SOFTMAX_ONE_TILE_MAX = 65536 if INTERPRETED else 8192
 SOFTMAX_LOOP_BLOCK = 16384 if INTERPRETED else 4096
 NUM_WARPS = 8
@@ -40,6 +64,9 @@ _TWO_POW_M32 = tl.constexpr(2.3283064365386963e-10)  # 2**-32
 _TWO_POW_M64 = tl.constexpr(5.421010862427522e-20)  # 2**-64
 _BELOW_ONE = tl.constexpr(0.99999994039535522)  # the largest float32 below 1
 _FLOAT32_MAX = tl.constexpr(3.4028234663852886e38)
+_LOG2E = tl.constexpr(1.4426950408889634)
+_CHUNK_STREAM = tl.constexpr(0)  # Philox's third counter word: the chunks' draws ...
+_ELEMENT_STREAM = tl.constexpr(1)  # ... and the logits' draws never share a counter
 
 
 @_jit
@@ -74,10 +101,11 @@ def _noisy_tile(x_ptr, seed, rows, start, M, N, ROWS: tl.constexpr, BLOCK: tl.co
 
 
 @_jit
-def _race_kernel(
+def _flat_race_kernel(
     x_ptr, val_ptr, idx_ptr, seed_ptr, M, N, n_tiles, K: tl.constexpr, ROWS: tl.constexpr, BLOCK: tl.constexpr
 ):
-    """Per (row block, column tile): the top ``K`` of ``logit - log E`` in the tile, best first."""
+    """The flat race, one draw per logit (what :func:`_chunk_race_kernel` replaced; kept for the comparison).
+    Per (row block, column tile): the top ``K`` of ``logit - log E`` in the tile, best first."""
     pid = tl.program_id(0)
     pid_t = pid % n_tiles
     rows = ((pid // n_tiles) * ROWS + tl.arange(0, ROWS)).to(tl.int64)
@@ -105,6 +133,106 @@ def _race_kernel(
             tl.store(idx_ptr + out + j, pid_t * BLOCK + arg, mask=row_ok)
             if j + 1 < K:
                 v = tl.where(tl.arange(0, BLOCK)[None, :] == arg[:, None], -float("inf"), v)
+
+
+@_jit
+def _philox_exponentials(seed, counters, stream: tl.constexpr):
+    """Two Exp(1) draws per counter (one Philox call): the draws for counter words 0-1 and 2-3."""
+    lo = counters.to(tl.uint32)
+    zero = lo * 0
+    r0, r1, r2, r3 = tl.philox(seed, lo, (counters >> 32).to(tl.uint32), zero + stream, zero)
+    return _exponential(r0, r1), _exponential(r2, r3)
+
+
+@_jit
+def chunk_counters(rows, pid_t, n_tiles, ROWS: tl.constexpr, HALF: tl.constexpr):
+    """The Philox counters of a tile's chunk draws, [ROWS, HALF]: chunks 2h and 2h + 1 of a row share one.
+
+    A row has ``n_tiles * HALF`` counters, so row r owns ``[r * n_tiles * HALF, (r + 1) * n_tiles * HALF)``:
+    no two (row, chunk pair) share a counter (tests/unit/test_kernels.py checks it over rows, tiles and odd N)."""
+    return rows[:, None] * (n_tiles * HALF) + (pid_t * HALF + tl.arange(0, HALF))[None, :]
+
+
+@_jit
+def element_counters(rows, cols, N):
+    """The Philox counters of the logits' own draws: one per logit, ``row * N + column``."""
+    return rows[:, None] * N + cols
+
+
+@_jit
+def _chunk_noise(seed, rows, pid_t, n_tiles, ROWS: tl.constexpr, WIDTH: tl.constexpr):
+    """One Exp(1) per chunk of the tile, [ROWS, WIDTH], two per Philox call."""
+    a, b = _philox_exponentials(seed, chunk_counters(rows, pid_t, n_tiles, ROWS, WIDTH // 2), _CHUNK_STREAM)
+    return tl.reshape(tl.join(a, b), (ROWS, WIDTH))
+
+
+@_jit
+def _element_arrivals(x_ptr, seed, rows, row_ok, ecols, m_c, N):
+    """Inside the chosen chunks: each logit's own race time ``E / exp(x - m_c)`` (NaN and +inf first, in the
+    interpreter and compiled alike), and whether the column is in the row."""
+    emask = row_ok[:, None] & (ecols < N)
+    xe = tl.load(x_ptr + rows[:, None] * N + ecols, mask=emask, other=-float("inf")).to(tl.float32)
+    ee, _ = _philox_exponentials(seed, element_counters(rows, ecols, N), _ELEMENT_STREAM)
+    r = ee * tl.exp2((m_c[:, None] - xe) * _LOG2E)
+    r = tl.where((xe != xe) | (xe == float("inf")), 0.0, r)
+    return tl.where(r == r, r, float("inf")), emask
+
+
+@_jit
+def _chunk_race_kernel(
+    x_ptr, val_ptr, idx_ptr, seed_ptr, M, N, n_tiles,
+    K: tl.constexpr, ROWS: tl.constexpr, CHUNK: tl.constexpr, WIDTH: tl.constexpr,
+):  # fmt: skip
+    """The hierarchical race on a tile of CHUNK x ROWS x WIDTH logits: row r's columns ``start + i * WIDTH + w``.
+
+    Chunk (r, w) is lane w's CHUNK logits, so the chunk axis lies in one thread's registers and its max and sum
+    need no other thread. Subtract, then scale: ``(x - m) * log2(e)`` stays finite where ``x * log2(e)`` would
+    overflow. A chunk holding a NaN or +inf gets s = NaN and wins, as such a logit wins the plain code's argmax;
+    an all -inf chunk has s = 0 and never wins. K = 1 stores the winner and its Gumbel value; K > 1 stores every
+    logit of the K earliest chunks with its key, and the host keeps the K best."""
+    BLOCK: tl.constexpr = CHUNK * WIDTH
+    pid = tl.program_id(0)
+    pid_t = pid % n_tiles
+    rows = ((pid // n_tiles) * ROWS + tl.arange(0, ROWS)).to(tl.int64)
+    row_ok = rows < M
+    seed = tl.load(seed_ptr)
+    start = pid_t * BLOCK
+    cols = start + tl.arange(0, CHUNK)[:, None, None] * WIDTH + tl.arange(0, WIDTH)[None, None, :]
+    mask = row_ok[None, :, None] & (cols < N)
+    x = tl.load(x_ptr + rows[None, :, None] * N + cols, mask=mask, other=-float("inf")).to(tl.float32)
+    m = tl.max(x, axis=0)
+    m = tl.where(m > -float("inf"), m, 0.0)
+    s = tl.sum(tl.exp2((x - m[None, :, :]) * _LOG2E), axis=0)
+    e = _chunk_noise(seed, rows, pid_t, n_tiles, ROWS, WIDTH)
+    bad = s != s
+    if K == 1:  # the exponential race: argmax s e^(m - top) / E, an exp per chunk and one log per row
+        top = tl.max(m, axis=1)
+        score = tl.where(bad, float("inf"), s * tl.exp2((m - top[:, None]) * _LOG2E) / e)
+        hit, c = tl.max(score, axis=1, return_indices=True)
+        best = tl.where(hit > 0.0, top + tl.log(hit), -float("inf"))
+    else:
+        key = tl.where(bad, float("inf"), tl.where(s > 0.0, m + tl.log(s / e), -float("inf")))
+    lanes = tl.arange(0, CHUNK)
+    out = (rows * n_tiles + pid_t) * (K if K == 1 else K * CHUNK)
+    for j in tl.static_range(K):
+        if K > 1:
+            best, c = tl.max(key, axis=1, return_indices=True)
+        picked = tl.arange(0, WIDTH)[None, :] == c[:, None]
+        if K > 1:
+            key = tl.where(picked, -float("inf"), key)
+        m_c = tl.sum(tl.where(picked, m, 0.0), axis=1)
+        ecols = start + lanes[None, :] * WIDTH + c[:, None]
+        r, emask = _element_arrivals(x_ptr, seed, rows, row_ok, ecols, m_c, N)
+        if K == 1:
+            tl.store(val_ptr + out, best, mask=row_ok)
+            tl.store(idx_ptr + out, start + tl.argmin(r, axis=1) * WIDTH + c, mask=row_ok)
+        else:  # the chunk's first logit arrives with it; the others later by their gap to that first one
+            gap = r - tl.min(r, axis=1)[:, None]
+            ekey = m_c[:, None] - tl.log(tl.exp2((m_c - best) * _LOG2E)[:, None] + gap)
+            ekey = tl.where(emask & (best > -float("inf"))[:, None], ekey, -float("inf"))
+            slots = out[:, None] + j * CHUNK + lanes[None, :]
+            tl.store(val_ptr + slots, ekey, mask=row_ok[:, None])
+            tl.store(idx_ptr + slots, ecols, mask=row_ok[:, None])
 
 
 @_jit
@@ -184,9 +312,26 @@ def check_runnable(logits: torch.Tensor) -> None:
 
 
 def race_launch(m: int, n: int) -> tuple[int, int, int]:
-    """(rows, block, column tiles) of the race kernel for an [m, n] matrix; the block is even (Philox pairs)."""
+    """(rows, block, column tiles) of the flat race kernel for an [m, n] matrix; the block is even (Philox pairs)."""
     block = min(_pow2(n, at_least=2), RACE_BLOCK, RACE_TILE)
     return min(_pow2(m), max(RACE_TILE // block, 1)), block, triton.cdiv(n, block)
+
+
+def chunk_launch(m: int, n: int) -> tuple[int, int, int, int]:
+    """(rows, chunk, width, column tiles) of the hierarchical race for an [m, n] matrix.
+
+    The chunk layout (chunk, width) is a function of ``n`` alone: 32 logits a chunk for rows of at least
+    :data:`LONG_ROW`, else 16, and as many lanes as the row fills, up to :data:`CHUNK_WIDTH`. Only the rows per
+    program depend on the machine (more in the interpreter), and they do not change the sample."""
+    chunk = 32 if n >= LONG_ROW else 16
+    width = min(CHUNK_WIDTH, _pow2(triton.cdiv(n, chunk), at_least=2))
+    rows = min(_pow2(m), max(CHUNK_TILE // (chunk * width), 1))
+    return rows, chunk, width, triton.cdiv(n, chunk * width)
+
+
+def _on_device(x: torch.Tensor):
+    """Launch on ``x``'s GPU: Triton launches on the current CUDA device, not the tensor's (triton-lang/triton#2441)."""
+    return torch.cuda.device(x.device) if x.device.type == "cuda" else contextlib.nullcontext()
 
 
 def softmax_launch(m: int, n: int) -> tuple[str, int, int]:
@@ -197,24 +342,49 @@ def softmax_launch(m: int, n: int) -> tuple[str, int, int]:
     return "loop", 1, SOFTMAX_LOOP_BLOCK
 
 
+def _merged(idx: torch.Tensor, vals: torch.Tensor, k: int, n: int, logits: torch.Tensor, dim: int) -> torch.Tensor:
+    """The ``k`` best candidates of each row, best first, in ``logits``' shape with ``dim`` holding them."""
+    if vals.shape[1] > k:  # merge the tiles' candidates, a small fraction of the row
+        idx = idx.gather(1, vals.topk(k, dim=1).indices)
+    idx = idx.clamp_(max=n - 1)  # only rows with fewer than k finite logits (rejected when checks are on) could exceed
+    shape = logits.movedim(dim, -1).shape[:-1]
+    return idx.view(*shape, k).movedim(-1, dim)
+
+
 def race_topk(logits: torch.Tensor, k: int, dim: int, generator: torch.Generator | None) -> torch.Tensor:
-    """Indices of the top ``k`` of ``logits - log E`` along ``dim`` (best first), for already-checked input."""
+    """Indices of the top ``k`` of ``logits + Gumbel`` along ``dim`` (best first), by the hierarchical race, for
+    already-checked input."""
+    check_runnable(logits)
+    x = _rows(logits, dim)
+    m, n = x.shape
+    rows, chunk, width, n_tiles = chunk_launch(m, n)
+    per_tile = 1 if k == 1 else k * chunk
+    vals = torch.empty(m, n_tiles * per_tile, dtype=torch.float32, device=x.device)
+    idx = torch.empty(m, n_tiles * per_tile, dtype=torch.int64, device=x.device)
+    seed = _seed(generator, x.device)
+    if m > 0:
+        grid = (triton.cdiv(m, rows) * n_tiles,)
+        with _on_device(x):
+            _chunk_race_kernel[grid](
+                x, vals, idx, seed, m, n, n_tiles, K=k, ROWS=rows, CHUNK=chunk, WIDTH=width, num_warps=NUM_WARPS
+            )
+    return _merged(idx, vals, k, n, logits, dim)
+
+
+def flat_race_topk(logits: torch.Tensor, k: int, dim: int, generator: torch.Generator | None) -> torch.Tensor:
+    """The flat race (one draw per logit) that :func:`race_topk` replaced: same law, for the comparison."""
     check_runnable(logits)
     x = _rows(logits, dim)
     m, n = x.shape
     rows, block, n_tiles = race_launch(m, n)
     vals = torch.empty(m, n_tiles * k, dtype=torch.float32, device=x.device)
     idx = torch.empty(m, n_tiles * k, dtype=torch.int64, device=x.device)
+    seed = _seed(generator, x.device)
     if m > 0:
         grid = (triton.cdiv(m, rows) * n_tiles,)
-        _race_kernel[grid](
-            x, vals, idx, _seed(generator, x.device), m, n, n_tiles, K=k, ROWS=rows, BLOCK=block, num_warps=NUM_WARPS
-        )
-    if n_tiles > 1:  # merge the tiles' candidates: k * n_tiles per row, a small fraction of the row
-        idx = idx.gather(1, vals.topk(k, dim=1).indices)
-    idx = idx.clamp_(max=n - 1)  # only rows with fewer than k finite logits (rejected when checks are on) could exceed
-    shape = logits.movedim(dim, -1).shape[:-1]
-    return idx.view(*shape, k).movedim(-1, dim)
+        with _on_device(x):
+            _flat_race_kernel[grid](x, vals, idx, seed, m, n, n_tiles, K=k, ROWS=rows, BLOCK=block, num_warps=NUM_WARPS)
+    return _merged(idx, vals, k, n, logits, dim)
 
 
 def _softmax_forward(x: torch.Tensor, tau: float, seed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -226,12 +396,13 @@ def _softmax_forward(x: torch.Tensor, tau: float, seed: torch.Tensor) -> tuple[t
     if m == 0:
         return y, idx
     kind, rows, block = softmax_launch(m, n)
-    if kind == "tile":
-        grid = (triton.cdiv(m, rows),)
-        _softmax_tile_kernel[grid](x, y, idx, seed, m, n, inv_tau, ROWS=rows, BLOCK=block, num_warps=NUM_WARPS)
-    else:
-        v = y if y.dtype == torch.float32 else torch.empty(m, n, dtype=torch.float32, device=x.device)
-        _softmax_loop_kernel[(m,)](x, v, y, idx, seed, m, n, inv_tau, BLOCK=block, num_warps=NUM_WARPS)
+    with _on_device(x):
+        if kind == "tile":
+            grid = (triton.cdiv(m, rows),)
+            _softmax_tile_kernel[grid](x, y, idx, seed, m, n, inv_tau, ROWS=rows, BLOCK=block, num_warps=NUM_WARPS)
+        else:
+            v = y if y.dtype == torch.float32 else torch.empty(m, n, dtype=torch.float32, device=x.device)
+            _softmax_loop_kernel[(m,)](x, v, y, idx, seed, m, n, inv_tau, BLOCK=block, num_warps=NUM_WARPS)
     return y, idx
 
 
