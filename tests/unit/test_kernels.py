@@ -305,6 +305,31 @@ def test_gumbel_topk_does_not_depend_on_the_rows_per_program(device, monkeypatch
     assert torch.equal(forced.gumbel_max(lg, generator=_gen(device, 6)), many[:, 0])
 
 
+@pytest.mark.cuda
+def test_gpu_chi_square_on_ten_million_draws():
+    """Compiled on a GPU: 10^7 draws over a 1,000-logit row match softmax(logits) on 20 groups at ALPHA."""
+    lg = torch.randn(1000, device="cuda", generator=_gen("cuda", 48)).double()
+    idx = forced.gumbel_max(lg.float().expand(10_000_000, -1), generator=_gen("cuda", 49))
+    groups = _counts(idx // 50, 20)
+    probs = torch.softmax(lg, -1).view(20, 50).sum(1).cpu().numpy()
+    assert _chi2_pvalue(groups, probs) > ALPHA
+    assert _chi2_pvalue(groups, np.full(20, 1 / 20)) < ALPHA
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA GPUs")
+def test_a_tensor_on_the_second_gpu_is_sampled_there_whatever_the_current_device():
+    """Triton launches on the current device: without the guard, cuda:1's logits were read from cuda:0."""
+    x = torch.randn(64, 5000, device="cuda:1", generator=_gen("cuda:1", 50))
+    with torch.cuda.device(1):
+        expected = forced.gumbel_topk(x, 3, generator=_gen("cuda:1", 51))
+    with torch.cuda.device(0):
+        got = forced.gumbel_topk(x, 3, generator=_gen("cuda:1", 51))
+        soft = forced.gumbel_softmax(x, 0.5, generator=_gen("cuda:1", 52))
+    assert got.device == x.device and torch.equal(got, expected)
+    assert soft.device == x.device and torch.allclose(soft.sum(-1), torch.ones(64, device=x.device))
+
+
 def test_the_flat_race_has_the_same_law(device):
     """The flat race (one draw per logit) that the chapter compares with: the same chi-square as above."""
     lg = torch.tensor([0.0, 1.0, 2.0, -INF, -1.0], device=device)
