@@ -14,6 +14,7 @@ Needs a CUDA GPU with Triton: the point is the bandwidth of compiled kernels (``
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import pathlib
 import statistics
@@ -48,35 +49,40 @@ def graphed_ms(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+def shape_row(fused, rows: int, vocabulary: int, dtype: torch.dtype, repeats: int) -> dict:
+    """Times and bandwidth fractions at one shape."""
+    x = torch.randn(rows, vocabulary, device="cuda").to(dtype)
+    dst = torch.empty_like(x)
+    gen = torch.Generator("cuda").manual_seed(0)
+    times = {
+        "copy": graphed_ms(functools.partial(dst.copy_, x), repeats),
+        "amax": graphed_ms(functools.partial(torch.amax, x, -1), repeats),
+        "hierarchical": graphed_ms(functools.partial(fused.race_topk, x, 1, -1, gen), repeats),
+        "flat": graphed_ms(functools.partial(fused.flat_race_topk, x, 1, -1, gen), repeats),
+    }
+    nbytes = x.numel() * x.element_size()
+    row = {"rows": rows, "vocabulary": vocabulary, "dtype": str(dtype).removeprefix("torch."), **times}
+    for kernel in ("hierarchical", "flat"):
+        # the copy moves 2 * nbytes in times["copy"]; the race reads nbytes (and writes one index a row)
+        row[f"{kernel}_of_copy"] = (nbytes / times[kernel]) / (2 * nbytes / times["copy"])
+        row[f"{kernel}_of_amax"] = times["amax"] / times[kernel]
+    return row
+
+
 def measure(repeats: int) -> list[dict]:
-    """One row per (rows, vocabulary, dtype): times and bandwidth fractions, all from this run."""
+    """One row per (rows, vocabulary, dtype), all measured in this run."""
     from gumbel_book.kernels import fused  # imports Triton: only once a GPU is known to be there
 
     out = []
     for dtype in DTYPES:
         for vocabulary in VOCABULARIES:
             for rows in ROWS:
-                x = torch.randn(rows, vocabulary, device="cuda").to(dtype)
-                dst = torch.empty_like(x)
-                gen = torch.Generator("cuda").manual_seed(0)
-                times = {
-                    "copy": graphed_ms(lambda: dst.copy_(x), repeats),
-                    "amax": graphed_ms(lambda: x.amax(-1), repeats),
-                    "hierarchical": graphed_ms(lambda: fused.race_topk(x, 1, -1, gen), repeats),
-                    "flat": graphed_ms(lambda: fused.flat_race_topk(x, 1, -1, gen), repeats),
-                }
-                nbytes = x.numel() * x.element_size()
-                copy_read_gbps = nbytes / times["copy"] / 1e6  # the copy moves 2 * nbytes in that time
-                row = {"rows": rows, "vocabulary": vocabulary, "dtype": str(dtype).removeprefix("torch."), **times}
-                for kernel in ("hierarchical", "flat"):
-                    read_gbps = nbytes / times[kernel] / 1e6
-                    row[f"{kernel}_of_copy"] = read_gbps / (2 * copy_read_gbps)
-                    row[f"{kernel}_of_amax"] = times["amax"] / times[kernel]
+                row = shape_row(fused, rows, vocabulary, dtype, repeats)
                 out.append(row)
                 print(
-                    f"{row['dtype']:>8} {rows:>4} x {vocabulary:>7}: copy {times['copy']:.4f} ms, amax "
-                    f"{times['amax']:.4f}, hierarchical {times['hierarchical']:.4f} "
-                    f"({row['hierarchical_of_copy']:.0%} of copy bandwidth), flat {times['flat']:.4f} "
+                    f"{row['dtype']:>8} {rows:>4} x {vocabulary:>7}: copy {row['copy']:.4f} ms, amax "
+                    f"{row['amax']:.4f}, hierarchical {row['hierarchical']:.4f} "
+                    f"({row['hierarchical_of_copy']:.0%} of copy bandwidth), flat {row['flat']:.4f} "
                     f"({row['flat_of_copy']:.0%})"
                 )
     return out
