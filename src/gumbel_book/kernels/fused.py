@@ -209,9 +209,10 @@ def _chunk_race_kernel(
         top = tl.max(m, axis=1)
         score = tl.where(bad, float("inf"), s * tl.exp2((m - top[:, None]) * _LOG2E) / e)
         hit, c = tl.max(score, axis=1, return_indices=True)
-        best = tl.where(hit > 0.0, top + tl.log(hit), -float("inf"))
+        best = tl.where(hit > 0.0, top + tl.log(tl.where(hit > 0.0, hit, 1.0)), -float("inf"))
     else:
-        key = tl.where(bad, float("inf"), tl.where(s > 0.0, m + tl.log(s / e), -float("inf")))
+        key = tl.where(s > 0.0, m + tl.log(tl.where(s > 0.0, s, 1.0) / e), -float("inf"))
+        key = tl.where(bad, float("inf"), key)
     lanes = tl.arange(0, CHUNK)
     out = (rows * n_tiles + pid_t) * (K if K == 1 else K * CHUNK)
     for j in tl.static_range(K):
