@@ -2,6 +2,12 @@
 
 All noise is computed in float32 (float64 for float64 inputs) and cast to the requested dtype
 at the end, so float16 and bfloat16 inputs never produce NaN (PyTorch #41663).
+
+The fused kernels (CUDA tensors, see :func:`use_kernels`) draw the same laws from other noise: a call
+advances ``generator`` by one draw (their Philox seed), where the plain code advances it by one draw per
+logit, so ``GUMBEL_BOOK_KERNELS=0`` changes every random number drawn after it. Their ``gumbel_max`` draws
+one noise per chunk of logits (:mod:`gumbel_book.kernels.fused`), so it is not the argmax of the hard
+``gumbel_softmax`` drawn from the same generator state, as it is in the plain code.
 """
 
 from __future__ import annotations
