@@ -532,3 +532,35 @@ def test_cuda_calls_use_the_kernels(monkeypatch):
     monkeypatch.setenv("GUMBEL_BOOK_KERNELS", "0")
     gb.gumbel_max(lg)
     assert len(calls) == 1
+
+
+@kernel_code._jit
+def _philox_pair_kernel(seed_ptr, c_ptr, ours_ptr, theirs_ptr, BLOCK: tl.constexpr):
+    offsets = tl.arange(0, BLOCK)
+    seed = tl.load(seed_ptr)
+    c0 = tl.load(c_ptr + offsets).to(tl.uint32)
+    c1 = tl.load(c_ptr + BLOCK + offsets).to(tl.uint32)
+    c2 = tl.load(c_ptr + 2 * BLOCK + offsets).to(tl.uint32)
+    c3 = tl.load(c_ptr + 3 * BLOCK + offsets).to(tl.uint32)
+    a0, a1, a2, a3 = kernel_code.philox(seed, c0, c1, c2, c3)
+    b0, b1, b2, b3 = tl.philox(seed, c0, c1, c2, c3)
+    tl.store(ours_ptr + offsets, a0.to(tl.int64))
+    tl.store(ours_ptr + BLOCK + offsets, a1.to(tl.int64))
+    tl.store(ours_ptr + 2 * BLOCK + offsets, a2.to(tl.int64))
+    tl.store(ours_ptr + 3 * BLOCK + offsets, a3.to(tl.int64))
+    tl.store(theirs_ptr + offsets, b0.to(tl.int64))
+    tl.store(theirs_ptr + BLOCK + offsets, b1.to(tl.int64))
+    tl.store(theirs_ptr + 2 * BLOCK + offsets, b2.to(tl.int64))
+    tl.store(theirs_ptr + 3 * BLOCK + offsets, b3.to(tl.int64))
+
+
+def test_our_philox_is_tritons_bit_for_bit(device):
+    """The kernels' Philox forms each product with one wide multiply; its words are tl.philox's, for random keys and
+    counters (high bits set included), so the noise is the reference Philox4x32-10's."""
+    gen = torch.Generator().manual_seed(53)
+    for _ in range(3):
+        seed = torch.randint(0, 2**62, (1,), generator=gen).to(device)
+        counters = torch.randint(0, 2**32, (4 * 1024,), generator=gen).to(device)
+        ours, theirs = (torch.empty(4 * 1024, dtype=torch.int64, device=device) for _ in range(2))
+        _philox_pair_kernel[(1,)](seed, counters, ours, theirs, BLOCK=1024)
+        assert torch.equal(ours, theirs) and ours.unique().numel() > 4000

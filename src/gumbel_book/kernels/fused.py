@@ -1,9 +1,9 @@
 """Fused Triton samplers: Gumbel-max, Gumbel-top-k and the Gumbel-Softmax forward in one pass over the logits.
 
 The noise never touches memory: each program draws its Exp(1) variates in registers from Philox
-(``tl.philox``, four 32-bit words per call, two draws), keyed by one 64-bit seed drawn from the torch
-generator and countered by position, so a given generator state gives the same sample whatever the number
-of rows a program takes.
+(:func:`philox`, ``tl.philox``'s numbers bit for bit in fewer instructions: four 32-bit words per call,
+two draws), keyed by one 64-bit seed drawn from the torch generator and countered by position, so a given
+generator state gives the same sample whatever the number of rows a program takes.
 
 **Gumbel-max and Gumbel-top-k are hierarchical** (:func:`race_topk`). The maximum of Gumbel-perturbed logits
 over a set is Gumbel at the set's logsumexp, and which element attains it is independent of that maximum
@@ -56,6 +56,7 @@ CHUNK_TILE = 262144 if INTERPRETED else 16384  # logits per program for short ro
 CHUNK_WIDTH = 1024  # lanes: 256 threads x 4 logits in a 16-byte load
 LONG_ROW = 32 * CHUNK_WIDTH  # rows at least this long take chunks of 32, shorter ones chunks of 16
 SOFTMAX_ONE_TILE_MAX = 65536 if INTERPRETED else 8192
+SOFTMAX_TILE = 65536 if INTERPRETED else 4096  # logits per program for short rows: 16 a thread, none spilled
 SOFTMAX_LOOP_BLOCK = 16384 if INTERPRETED else 4096
 NUM_WARPS = 8
 
@@ -67,6 +68,31 @@ _FLOAT32_MAX = tl.constexpr(3.4028234663852886e38)
 _LOG2E = tl.constexpr(1.4426950408889634)
 _CHUNK_STREAM = tl.constexpr(0)  # Philox's third counter word: the chunks' draws ...
 _ELEMENT_STREAM = tl.constexpr(1)  # ... and the logits' draws never share a counter
+
+
+_PHILOX_ROUND_A = tl.constexpr(0xD2511F53)
+_PHILOX_ROUND_B = tl.constexpr(0xCD9E8D57)
+_PHILOX_KEY_A = tl.constexpr(0x9E3779B9)
+_PHILOX_KEY_B = tl.constexpr(0xBB67AE85)
+
+
+@_jit
+def philox(seed, c0, c1, c2, c3):
+    """Philox4x32-10 (``tl.philox``'s numbers, bit for bit), each round's two products formed by one 32 x 32 -> 64
+    bit multiply each (``IMAD.WIDE``) where ``tl.philox`` issues a high and a low multiply."""
+    seed = seed.to(tl.uint64)
+    k0 = (seed & 0xFFFFFFFF).to(tl.uint32)
+    k1 = ((seed >> 32) & 0xFFFFFFFF).to(tl.uint32)
+    for _ in tl.static_range(10):
+        pb = c2.to(tl.uint64) * _PHILOX_ROUND_B
+        pa = c0.to(tl.uint64) * _PHILOX_ROUND_A
+        c0 = (pb >> 32).to(tl.uint32) ^ c1 ^ k0
+        c2 = (pa >> 32).to(tl.uint32) ^ c3 ^ k1
+        c1 = pb.to(tl.uint32)
+        c3 = pa.to(tl.uint32)
+        k0 = k0 + _PHILOX_KEY_A
+        k1 = k1 + _PHILOX_KEY_B
+    return c0, c1, c2, c3
 
 
 @_jit
@@ -95,7 +121,8 @@ def _noisy_tile(x_ptr, seed, rows, start, M, N, ROWS: tl.constexpr, BLOCK: tl.co
     mask = (rows < M)[:, None] & (cols < N)[None, :]
     x = tl.load(x_ptr + rows[:, None] * N + cols[None, :], mask=mask, other=-float("inf")).to(tl.float32)
     counters = (rows * ((N + 1) // 2))[:, None] + (start // 2 + tl.arange(0, BLOCK // 2))[None, :]
-    r0, r1, r2, r3 = tl.randint4x(seed, counters)
+    lo = counters.to(tl.uint32)
+    r0, r1, r2, r3 = philox(seed, lo, (counters >> 32).to(tl.uint32), lo * 0, lo * 0)
     e = tl.reshape(tl.join(_exponential(r0, r1), _exponential(r2, r3)), (ROWS, BLOCK))
     return x, e, mask
 
@@ -140,7 +167,7 @@ def _philox_exponentials(seed, counters, stream: tl.constexpr):
     """Two Exp(1) draws per counter (one Philox call): the draws for counter words 0-1 and 2-3."""
     lo = counters.to(tl.uint32)
     zero = lo * 0
-    r0, r1, r2, r3 = tl.philox(seed, lo, (counters >> 32).to(tl.uint32), zero + stream, zero)
+    r0, r1, r2, r3 = philox(seed, lo, (counters >> 32).to(tl.uint32), zero + stream, zero)
     return _exponential(r0, r1), _exponential(r2, r3)
 
 
@@ -339,7 +366,7 @@ def softmax_launch(m: int, n: int) -> tuple[str, int, int]:
     """(kernel, rows, block) of the Gumbel-Softmax forward for an [m, n] matrix: one tile per row block, or a loop."""
     if n <= SOFTMAX_ONE_TILE_MAX:
         block = _pow2(n, at_least=2)
-        return "tile", min(_pow2(m), max(SOFTMAX_ONE_TILE_MAX // block, 1)), block
+        return "tile", min(_pow2(m), max(SOFTMAX_TILE // block, 1)), block
     return "loop", 1, SOFTMAX_LOOP_BLOCK
 
 

@@ -53,6 +53,7 @@ def _compiler():
 SHAPES = ((65536, 1024), (8192, 32768), (256, 128256))
 _PTR = {"float32": "*fp32", "float16": "*fp16", "bfloat16": "*bf16"}
 _INSTRUCTION = re.compile(r"/\*([0-9a-f]{4,})\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)([^;]*);")
+PHILOX_ROUND_B = 0xCD9E8D57  # Philox4x32's second round multiplier: a constant tensor wherever Philox runs
 _BRANCH_TARGET = re.compile(r"0x([0-9a-f]+)")
 #: The integer arguments the JIT specializes at run time (divisible by 16: "D"; equal to 1: a constant).
 _INTS = {"M", "N", "n_tiles"}
@@ -71,7 +72,7 @@ class Compiled:
     spill_bytes: int  # local memory per thread (register spills): 0 when everything stays in registers
     loads: dict  # {pointer argument: loads from it in the Triton IR}: the logits (x_ptr) are read once
     stores: dict  # {pointer argument: stores to it}: outputs only (and the long-row kernel's perturbed logits)
-    philox_columns: int  # columns of the tensors Philox runs on
+    philox_columns: list  # columns of the tensors Philox runs on (its round multiplier's constant, by shape)
     instructions: int  # static machine instructions (SASS), NOPs excluded
     loop_instructions: list  # static instructions inside each loop (SASS backward branches)
     per_logit: float  # instructions a thread executes per logit it owns, loops counted once per trip
@@ -215,7 +216,7 @@ def compile_one(kernel: str, dtype: str, constexprs: dict, shape=(256, 128256), 
         trips, logits = -(-n // width), n / threads
     else:
         trips, logits = 1, constexprs.get("ROWS", 1) * width / threads
-    philox = re.findall(r"tt.mulhiui .*: tensor<([0-9x]+)xi32>", ttir)
+    philox = re.findall(rf"dense<{PHILOX_ROUND_B}> : tensor<([0-9x]+)xi64>", ttir)
     return Compiled(
         kernel=kernel,
         dtype=dtype,
@@ -226,7 +227,7 @@ def compile_one(kernel: str, dtype: str, constexprs: dict, shape=(256, 128256), 
         spill_bytes=sum(int(re.search(rf"{what}:(\d+)", usage).group(1)) for what in ("STACK", "LOCAL")),
         loads=memory_operations(ttir, "tt.load"),
         stores=memory_operations(ttir, "tt.store"),
-        philox_columns=int(philox[0].split("x")[-1]) if philox else 0,
+        philox_columns=sorted({int(shape.split("x")[-1]) for shape in philox}),
         instructions=len(sass),
         loop_instructions=[sum(1 for a, _, _ in sass if lo <= a <= hi) for lo, hi in spans],
         per_logit=round(executed_per_logit(sass, spans, trips, logits), 1),
