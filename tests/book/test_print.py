@@ -5,6 +5,7 @@ the student PDFs hold no solution line. The site's ``.pdf`` buttons link these f
 
 from __future__ import annotations
 
+import functools
 import html as html_lib
 import re
 import shutil
@@ -20,7 +21,7 @@ from gumbel_book.course import discover_chapters, solution_lines
 from gumbel_book.course.book import INSTRUCTOR_PAGES
 from gumbel_book.course.build import assignment_notebook
 from gumbel_book.course.leaks import secret_lines
-from gumbel_book.course.pdf import BOOK_NAME, SOLUTIONS_HEADING, image_count, page_text
+from gumbel_book.course.pdf import BOOK_NAME, SOLUTIONS_HEADING, image_count
 from gumbel_book.figures.static import figures_in_html
 
 pytest.importorskip("pypdf")
@@ -37,6 +38,18 @@ def _pdf(page: str, edition: str = "instructor") -> Path:
     path = PDF_DIR / ("student" if edition == "student" else "") / f"{page}.pdf"
     assert path.is_file(), f"{path} missing; {NOT_BUILT}"
     return path
+
+
+@functools.cache
+def _pages(path: Path) -> tuple[str, ...]:
+    """The text of each page of a PDF, read once per test process (text extraction is the slow part)."""
+    import pypdf
+
+    return tuple(page.extract_text() or "" for page in pypdf.PdfReader(str(path)).pages)
+
+
+def page_text(path: Path) -> str:
+    return "\n".join(_pages(path))
 
 
 def _squeeze(text: str) -> str:
@@ -71,6 +84,7 @@ class _Headings(HTMLParser):
             target[-1] += data
 
 
+@functools.cache
 def _page_html(page: str) -> _Headings:
     parser = _Headings()
     source = HTML_DIR / f"{page}.html"
@@ -143,7 +157,6 @@ def _code_lines(chapter) -> list[str]:
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.name)
 def test_student_pdf_holds_no_solution_and_the_instructor_pdf_has_them_after_the_chapter(chapter):
-    import pypdf
 
     page = f"book/{chapter.name}"
     lines = _code_lines(chapter)
@@ -151,8 +164,7 @@ def test_student_pdf_holds_no_solution_and_the_instructor_pdf_has_them_after_the
     student = _squeeze(page_text(_pdf(page, "student")))
     assert [line for line in lines if _squeeze(line) in student] == []
     # The control: the instructor PDF has most of the same lines, all in its solutions section at the end.
-    reader = pypdf.PdfReader(str(_pdf(page)))
-    texts = [_squeeze(p.extract_text() or "") for p in reader.pages]
+    texts = [_squeeze(text) for text in _pages(_pdf(page))]
     start = next(i for i, t in enumerate(texts) if t.startswith(_squeeze(SOLUTIONS_HEADING) + ":"))
     body, appendix = "".join(texts[:start]), "".join(texts[start:])
     found = [line for line in lines if _squeeze(line) in appendix]
