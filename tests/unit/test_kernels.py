@@ -194,27 +194,19 @@ def test_consecutive_rows_and_consecutive_launches_are_independent(device):
 
 
 @kernel_code._jit
-def _counter_kernel(out_ptr, n_tiles, ROWS: tl.constexpr, HALF: tl.constexpr):
-    pid = tl.program_id(0)
-    pid_t = pid % n_tiles
-    rows = ((pid // n_tiles) * ROWS + tl.arange(0, ROWS)).to(tl.int64)
-    slots = rows[:, None] * (n_tiles * HALF) + pid_t * HALF + tl.arange(0, HALF)[None, :]
-    tl.store(out_ptr + slots, kernel_code.chunk_counters(rows, pid_t, n_tiles, ROWS, HALF))
-
-
-@kernel_code._jit
 def _half_stride_counters(rows, pid_t, n_tiles, ROWS: tl.constexpr, HALF: tl.constexpr):
     """The plausible bug: a row stride of half the row, so neighbouring rows share counters."""
     return rows[:, None] * (n_tiles * HALF // 2) + (pid_t * HALF + tl.arange(0, HALF))[None, :]
 
 
 @kernel_code._jit
-def _bad_counter_kernel(out_ptr, n_tiles, ROWS: tl.constexpr, HALF: tl.constexpr):
+def _counter_kernel(out_ptr, n_tiles, COUNTERS: tl.constexpr, ROWS: tl.constexpr, HALF: tl.constexpr):
+    """Store the counters that ``COUNTERS`` (the kernels' ``chunk_counters``, or a bug) gives each program."""
     pid = tl.program_id(0)
     pid_t = pid % n_tiles
     rows = ((pid // n_tiles) * ROWS + tl.arange(0, ROWS)).to(tl.int64)
     slots = rows[:, None] * (n_tiles * HALF) + pid_t * HALF + tl.arange(0, HALF)[None, :]
-    tl.store(out_ptr + slots, _half_stride_counters(rows, pid_t, n_tiles, ROWS, HALF))
+    tl.store(out_ptr + slots, COUNTERS(rows, pid_t, n_tiles, ROWS, HALF))
 
 
 @pytest.mark.parametrize("m, n", [(5, 3001), (8, 4096), (3, 97)])
@@ -224,11 +216,11 @@ def test_the_chunk_counters_are_one_to_one_over_rows_and_tiles(device, monkeypat
     _narrow_lanes(monkeypatch)
     _, _, width, n_tiles = kernel_code.chunk_launch(m, n)
     rows = 1 if m % 2 else 2  # rows per program
-    for kernel, one_to_one in ((_counter_kernel, True), (_bad_counter_kernel, False)):
+    for counters, one_to_one in ((kernel_code.chunk_counters, True), (_half_stride_counters, False)):
         out = torch.full((m * n_tiles * width // 2,), -1, dtype=torch.int64, device=device)
-        kernel[(-(-m // rows) * n_tiles,)](out, n_tiles, ROWS=rows, HALF=width // 2)
+        _counter_kernel[(-(-m // rows) * n_tiles,)](out, n_tiles, COUNTERS=counters, ROWS=rows, HALF=width // 2)
         assert (out >= 0).all()
-        assert (out.unique().numel() == out.numel()) is one_to_one, kernel
+        assert (out.unique().numel() == out.numel()) is one_to_one, counters
 
 
 def test_with_checks_off_a_nan_logit_wins_as_in_the_plain_code(device):

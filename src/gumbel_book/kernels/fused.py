@@ -379,40 +379,42 @@ def _merged(idx: torch.Tensor, vals: torch.Tensor, k: int, n: int, logits: torch
     return idx.view(*shape, k).movedim(-1, dim)
 
 
-def race_topk(logits: torch.Tensor, k: int, dim: int, generator: torch.Generator | None) -> torch.Tensor:
-    """Indices of the top ``k`` of ``logits + Gumbel`` along ``dim`` (best first), by the hierarchical race, for
-    already-checked input."""
+def _race(logits: torch.Tensor, k: int, dim: int, generator: torch.Generator | None, kernel, launch) -> torch.Tensor:
+    """Run a race ``kernel`` over ``logits`` (``launch(m, n)`` gives its rows per program, column tiles, candidates
+    per tile and constexprs) and keep each row's ``k`` best candidates."""
     check_runnable(logits)
     x = _rows(logits, dim)
     m, n = x.shape
-    rows, chunk, width, n_tiles = chunk_launch(m, n)
-    per_tile = 1 if k == 1 else k * chunk
+    rows, n_tiles, per_tile, constexprs = launch(m, n)
     vals = torch.empty(m, n_tiles * per_tile, dtype=torch.float32, device=x.device)
     idx = torch.empty(m, n_tiles * per_tile, dtype=torch.int64, device=x.device)
     seed = _seed(generator, x.device)
     if m > 0:
         grid = (triton.cdiv(m, rows) * n_tiles,)
         with _on_device(x):
-            _chunk_race_kernel[grid](
-                x, vals, idx, seed, m, n, n_tiles, K=k, ROWS=rows, CHUNK=chunk, WIDTH=width, num_warps=NUM_WARPS
-            )
+            kernel[grid](x, vals, idx, seed, m, n, n_tiles, K=k, ROWS=rows, **constexprs, num_warps=NUM_WARPS)
     return _merged(idx, vals, k, n, logits, dim)
+
+
+def race_topk(logits: torch.Tensor, k: int, dim: int, generator: torch.Generator | None) -> torch.Tensor:
+    """Indices of the top ``k`` of ``logits + Gumbel`` along ``dim`` (best first), by the hierarchical race, for
+    already-checked input."""
+
+    def launch(m: int, n: int):
+        rows, chunk, width, n_tiles = chunk_launch(m, n)
+        return rows, n_tiles, 1 if k == 1 else k * chunk, {"CHUNK": chunk, "WIDTH": width}
+
+    return _race(logits, k, dim, generator, _chunk_race_kernel, launch)
 
 
 def flat_race_topk(logits: torch.Tensor, k: int, dim: int, generator: torch.Generator | None) -> torch.Tensor:
     """The flat race (one draw per logit) that :func:`race_topk` replaced: same law, for the comparison."""
-    check_runnable(logits)
-    x = _rows(logits, dim)
-    m, n = x.shape
-    rows, block, n_tiles = race_launch(m, n)
-    vals = torch.empty(m, n_tiles * k, dtype=torch.float32, device=x.device)
-    idx = torch.empty(m, n_tiles * k, dtype=torch.int64, device=x.device)
-    seed = _seed(generator, x.device)
-    if m > 0:
-        grid = (triton.cdiv(m, rows) * n_tiles,)
-        with _on_device(x):
-            _flat_race_kernel[grid](x, vals, idx, seed, m, n, n_tiles, K=k, ROWS=rows, BLOCK=block, num_warps=NUM_WARPS)
-    return _merged(idx, vals, k, n, logits, dim)
+
+    def launch(m: int, n: int):
+        rows, block, n_tiles = race_launch(m, n)
+        return rows, n_tiles, k, {"BLOCK": block}
+
+    return _race(logits, k, dim, generator, _flat_race_kernel, launch)
 
 
 def _softmax_forward(x: torch.Tensor, tau: float, seed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
