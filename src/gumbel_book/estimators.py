@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .control_variates import muprop_grads, rebar_grads, relax_grads
 from .sampling import gumbel_max, gumbel_softmax
 from .straight_through import gumbel_rao, reinmax, straight_through_softmax
 from .validation import check_int, check_logits, check_logits_vector, check_tau
@@ -36,6 +37,8 @@ class Estimator:
     layer: Callable[[torch.Tensor, float, torch.Generator | None, int], torch.Tensor]
     score_function: bool = False
     uses_tau: bool = True
+    #: For the control-variate estimators: ``grads(theta, f, tau, generator)``, single-sample estimates [N, K].
+    grads: Callable | None = None
 
 
 def _one_hot_sample(logits: torch.Tensor, tau: float, generator: torch.Generator | None, mc: int) -> torch.Tensor:
@@ -67,6 +70,11 @@ REGISTRY: dict[str, Estimator] = {
         ),
         Estimator("reinmax", "ReinMax", lambda t, tau, g, mc: reinmax(t, tau, generator=g)),
         Estimator("gumbel_rao", "Gumbel-Rao", lambda t, tau, g, mc: gumbel_rao(t, tau, mc, generator=g)),
+        Estimator(
+            "muprop", "MuProp", _one_hot_sample, uses_tau=False, grads=lambda t, f, tau, g: muprop_grads(t, f, g)
+        ),
+        Estimator("rebar", "REBAR", _one_hot_sample, grads=lambda t, f, tau, g: rebar_grads(t, f, tau, generator=g)),
+        Estimator("relax", "RELAX", _one_hot_sample, grads=lambda t, f, tau, g: relax_grads(t, f, tau, generator=g)),
     )
 }
 """The one registry of estimators: name -> :class:`Estimator`, in the order the book shows them."""
@@ -76,6 +84,12 @@ ALIASES: dict[str, str] = {"gs": "gumbel_softmax", "st-gs": "st_gumbel_softmax"}
 
 ESTIMATORS: tuple[str, ...] = tuple(REGISTRY)
 """The valid estimator names, in the order the book shows them."""
+
+CONTROL_VARIATES: tuple[str, ...] = tuple(name for name, e in REGISTRY.items() if e.grads is not None)
+"""The unbiased estimators with a control variate (:mod:`gumbel_book.control_variates`)."""
+
+STRAIGHT_THROUGH_ESTIMATORS: tuple[str, ...] = tuple(n for n in ESTIMATORS if n not in CONTROL_VARIATES)
+"""The estimators the straight-through chapter compares."""
 
 LABELS: dict[str, str] = {name: e.label for name, e in REGISTRY.items()}
 """Display names for the estimators."""
@@ -198,6 +212,8 @@ def _batched_grads(
     b, k = logits.shape
     theta = logits.detach().unsqueeze(1).expand(b, n_samples, k).reshape(b * n_samples, k)
     estimator = REGISTRY[name]
+    if estimator.grads is not None:
+        return estimator.grads(theta, f, tau, generator).reshape(b, n_samples, k)
     if estimator.score_function:
         z = estimator.layer(theta, tau, generator, mc_samples)
         with torch.no_grad():
@@ -225,7 +241,9 @@ def estimate_grad(
     """The average of ``n_samples`` single-sample estimates of :func:`exact_grad` by estimator ``name``.
 
     Names: reinforce, reinforce_baseline (leave-one-out baseline, needs n_samples >= 2), gumbel_softmax
-    (gradient of the relaxed objective), st_gumbel_softmax, straight_through, reinmax, gumbel_rao.
+    (gradient of the relaxed objective), st_gumbel_softmax, straight_through, reinmax, gumbel_rao, and the unbiased
+    control-variate estimators muprop, rebar (temperature ``tau``, scale 1) and relax (REBAR's control variate plus
+    an untrained :class:`gumbel_book.control_variates.ControlVariateNet`).
     """
     grads = sample_grads(name, logits, f, n_samples, tau=tau, mc_samples=mc_samples, generator=generator)
     return grads.mean(dim=(0, 1))

@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from gumbel_book.estimators import (
-    ESTIMATORS,
     LABELS,
     TAU_FREE,
     exact_grad,
@@ -21,6 +20,9 @@ from gumbel_book.estimators import (
     quadratic_objective,
     sample_grads,
     target_objective,
+)
+from gumbel_book.estimators import (
+    STRAIGHT_THROUGH_ESTIMATORS as ESTIMATORS,
 )
 from gumbel_book.exercises.straight_through import check_straight_through_layer, exact_mean
 from gumbel_book.figures.straight_through import (

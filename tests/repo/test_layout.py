@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("settings", "validation", "notebook"),  # configuration, argument checks, the page runtime: no package imports
     ("device", "schedule", "kernels"),  # where to compute; the fused Triton kernels (below the samplers)
     ("sampling",),  # the samplers: plain torch, or the kernels through one backend switch
-    ("gumbel_book", "straight_through", "data"),  # the public API; straight-through layers; MNIST
+    ("gumbel_book", "straight_through", "data", "control_variates"),  # public API; ST; MNIST; MuProp, REBAR, RELAX
     ("estimators",),  # the estimator registry and gradient estimates
     ("vae",),  # the categorical VAE: config, model, training, presets, reference runs, CLI
     ("labs",),  # one lab per chapter

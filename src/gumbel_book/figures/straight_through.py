@@ -13,13 +13,14 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from ..estimators import ESTIMATORS, LABELS
+from ..estimators import LABELS, STRAIGHT_THROUGH_ESTIMATORS
 from ..labs.straight_through import LabResult, TauSweep
 from .style import COLORS, base_layout, slider
 
 
 def _color(name: str) -> str:
-    return COLORS[ESTIMATORS.index(name) % len(COLORS)] if name in ESTIMATORS else "#000000"
+    known = STRAIGHT_THROUGH_ESTIMATORS
+    return COLORS[known.index(name) % len(COLORS)] if name in known else "#000000"
 
 
 def _grid(result: LabResult, height: int, title: str) -> tuple[go.Figure, list[tuple[str, int, int]]]:

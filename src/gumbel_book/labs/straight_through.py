@@ -18,8 +18,8 @@ import torch
 
 from ..device import default_device
 from ..estimators import (
-    ESTIMATORS,
     LABELS,
+    STRAIGHT_THROUGH_ESTIMATORS,
     TAU_FREE,
     Objective,
     batched_sample_grads,
@@ -181,7 +181,7 @@ def run_lab(
     ns: Sequence[int] = (2, 4, 8, 16, 32, 64),
     repeats: int = 100,
     *,
-    estimators: Sequence[str] = ESTIMATORS,
+    estimators: Sequence[str] = STRAIGHT_THROUGH_ESTIMATORS,
     mc_samples: int = MC_SAMPLES,
     seed: int = 0,
 ) -> LabResult:
@@ -343,7 +343,7 @@ def bias_against_tau(
     budget: float = SWEEP_BUDGET,
     rao_budget: float = SWEEP_RAO_BUDGET,
     min_samples: int = SWEEP_MIN_SAMPLES,
-    estimators: Sequence[str] = ESTIMATORS,
+    estimators: Sequence[str] = STRAIGHT_THROUGH_ESTIMATORS,
     mc_samples: int = MC_SAMPLES,
     seed: int = 0,
 ) -> TauSweep:
@@ -413,7 +413,7 @@ def race_summary(curves: dict[str, torch.Tensor]) -> dict[str, tuple[float, floa
 
 def optimization_race(
     problem: ToyProblem,
-    estimators: Sequence[str] = ESTIMATORS,
+    estimators: Sequence[str] = STRAIGHT_THROUGH_ESTIMATORS,
     *,
     steps: int = 200,
     n_samples: int = 4,

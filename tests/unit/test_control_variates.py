@@ -1,0 +1,110 @@
+"""MuProp, REBAR and RELAX (gumbel_book.control_variates): the conditional Gumbel sampler has the law of the
+perturbed logits given their argmax, and each estimator's mean matches exact_grad on the linear, quadratic and
+pick-the-target problems. Each check has a negative control: a conditional sampler that ignores the truncation
+fails the law test and makes REBAR biased; the relaxed Gumbel-Softmax gradient, biased, fails the mean test."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.stats
+import torch
+
+from gumbel_book import control_variates as cv
+from gumbel_book.estimators import (
+    CONTROL_VARIATES,
+    STRAIGHT_THROUGH_ESTIMATORS,
+    exact_grad,
+    linear_objective,
+    quadratic_objective,
+    sample_grads,
+    target_objective,
+)
+from gumbel_book.sampling import sample_gumbel
+
+ALPHA = 1e-3
+K = 5
+THETA = torch.tensor([0.3, -0.5, 1.0, 0.0, -1.2], dtype=torch.float64)
+COEF = torch.tensor([1.0, -2.0, 0.5, 3.0, 0.0], dtype=torch.float64)
+PROBLEMS = {
+    "linear": linear_objective(COEF),
+    "quadratic": quadratic_objective(0.3 * COEF),
+    "target": target_objective(2, K),
+}
+N = 40_000
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def unconditioned_sampler(theta: torch.Tensor, b: torch.Tensor, generator) -> torch.Tensor:
+    """The plausible mistake: the maximum at the right place and law, the others fresh Gumbels, not truncated."""
+    z = theta + sample_gumbel(theta.shape, dtype=theta.dtype, generator=generator)
+    top = torch.logsumexp(theta, -1, keepdim=True) + sample_gumbel((theta.shape[0], 1), dtype=theta.dtype,
+                                                                   generator=generator)  # fmt: skip
+    return z.scatter(-1, b[:, None], top)
+
+
+def _law_pvalues(sampler) -> list[float]:
+    """Two-sample Kolmogorov-Smirnov p-values, per coordinate, of z and of z~ drawn given z's argmax."""
+    gen = _gen(1)
+    z = THETA + sample_gumbel((N, K), dtype=torch.float64, generator=gen)
+    tilde = sampler(THETA.expand(N, -1), z.argmax(-1), gen)
+    return [scipy.stats.ks_2samp(z[:, j].numpy(), tilde[:, j].numpy()).pvalue for j in range(K)]
+
+
+def test_conditional_gumbel_has_the_law_of_the_perturbed_logits_given_their_argmax():
+    """Drawn given b = argmax z, z~ has argmax b and, coordinate by coordinate, the law of z (Bonferroni at ALPHA);
+    the untruncated sampler is rejected."""
+    gen = _gen(2)
+    b = torch.randint(0, K, (1000,), generator=gen)
+    assert torch.equal(cv.conditional_gumbel(THETA.expand(1000, -1), b, gen).argmax(-1), b)
+    assert min(_law_pvalues(cv.conditional_gumbel)) > ALPHA / K
+    assert min(_law_pvalues(unconditioned_sampler)) < ALPHA / K
+
+
+def _z_scores(grads: torch.Tensor, f) -> np.ndarray:
+    """|mean - exact| over the standard error, per coordinate (with a floor for an estimator without variance)."""
+    exact = exact_grad(THETA, f)
+    se = grads.std(0) / grads.shape[0] ** 0.5
+    return ((grads.mean(0) - exact).abs() / se.clamp_min(1e-12)).numpy()
+
+
+CRITICAL = scipy.stats.norm.ppf(1 - ALPHA / (2 * K))  # two-sided, Bonferroni over the K coordinates
+
+
+@pytest.mark.parametrize("problem", list(PROBLEMS))
+@pytest.mark.parametrize("name", CONTROL_VARIATES)
+def test_control_variate_estimators_are_unbiased(name, problem):
+    """The mean of 40,000 single-sample estimates is within CRITICAL standard errors of exact_grad on every
+    coordinate (family-wise ALPHA per problem)."""
+    f = PROBLEMS[problem]
+    grads = sample_grads(name, THETA, f, N, tau=0.5, generator=_gen(3))[0]
+    assert grads.shape == (N, K) and bool(torch.isfinite(grads).all())
+    assert _z_scores(grads, f).max() < CRITICAL, (name, problem, _z_scores(grads, f))
+
+
+def test_the_mean_test_rejects_a_biased_estimator_and_a_wrong_conditional_sampler():
+    """Negative controls: the relaxed Gumbel-Softmax gradient, and REBAR with the untruncated sampler, are biased."""
+    f = PROBLEMS["quadratic"]
+    relaxed = sample_grads("gumbel_softmax", THETA, f, N, tau=0.5, generator=_gen(4))[0]
+    assert _z_scores(relaxed, f).max() > CRITICAL
+    wrong = cv.rebar_grads(THETA.expand(N, -1), f, 0.5, 1.0, _gen(5), sampler=unconditioned_sampler)
+    assert _z_scores(wrong, f).max() > CRITICAL
+
+
+def test_rebar_has_less_variance_than_reinforce_and_muprop_none_on_a_linear_objective():
+    """The point of a control variate: REBAR's total variance is below REINFORCE's on all three problems, and
+    MuProp's Taylor expansion is exact for a linear objective, so its estimate has no variance there."""
+    for f in PROBLEMS.values():
+        rebar = sample_grads("rebar", THETA, f, N, tau=0.5, generator=_gen(6))[0].var(0).sum()
+        reinforce = sample_grads("reinforce", THETA, f, N, generator=_gen(6))[0].var(0).sum()
+        assert rebar < reinforce
+    muprop = sample_grads("muprop", THETA, PROBLEMS["linear"], 1000, generator=_gen(7))[0]
+    assert muprop.var(0).sum() < 1e-20 and torch.allclose(muprop[0], exact_grad(THETA, PROBLEMS["linear"]))
+
+
+def test_the_straight_through_chapter_keeps_its_seven_estimators():
+    assert len(STRAIGHT_THROUGH_ESTIMATORS) == 7 and not set(CONTROL_VARIATES) & set(STRAIGHT_THROUGH_ESTIMATORS)
+    assert CONTROL_VARIATES == ("muprop", "rebar", "relax")
