@@ -21,7 +21,7 @@ from gumbel_book.course import discover_chapters, solution_lines
 from gumbel_book.course.book import INSTRUCTOR_PAGES
 from gumbel_book.course.build import assignment_notebook
 from gumbel_book.course.leaks import secret_lines
-from gumbel_book.course.pdf import BOOK_NAME, SOLUTIONS_HEADING, image_count
+from gumbel_book.course.pdf import BOOK_NAME, SOLUTIONS_HEADING, image_count, page_texts
 from gumbel_book.figures.static import figures_in_html
 
 pytest.importorskip("pypdf")
@@ -40,12 +40,8 @@ def _pdf(page: str, edition: str = "instructor") -> Path:
     return path
 
 
-@functools.cache
-def _pages(path: Path) -> tuple[str, ...]:
-    """The text of each page of a PDF, read once per test process (text extraction is the slow part)."""
-    import pypdf
-
-    return tuple(page.extract_text() or "" for page in pypdf.PdfReader(str(path)).pages)
+#: The text of each page of a PDF, read once per test process (text extraction is the slow part).
+_pages = functools.cache(page_texts)
 
 
 def page_text(path: Path) -> str:

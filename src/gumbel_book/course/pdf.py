@@ -248,10 +248,10 @@ def summary(editions: Sequence[Edition]) -> str:
     return "\n".join(lines)
 
 
-def page_text(path: Path) -> str:
-    """The text of a PDF, for the tests and for a quick look."""
+def page_texts(path: Path) -> list[str]:
+    """The text of each page of a PDF, for the tests and for a quick look."""
     pypdf = require("pypdf", "pypdf", "print")
-    return "\n".join(page.extract_text() or "" for page in pypdf.PdfReader(str(path)).pages)
+    return [page.extract_text() or "" for page in pypdf.PdfReader(str(path)).pages]
 
 
 def image_count(path: Path) -> int:
@@ -270,7 +270,7 @@ __all__ = [
     "figure_images",
     "image_count",
     "merge_book",
-    "page_text",
+    "page_texts",
     "print_edition",
     "print_page",
     "summary",

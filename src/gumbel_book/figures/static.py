@@ -76,14 +76,12 @@ def _set_path(target: dict, path: str, value: Any) -> None:
     keys = [int(k) if k.isdigit() else k for k in re.findall(r"[^.\[\]]+", path)]
     node = target
     for key, after in zip(keys[:-1], keys[1:], strict=True):
-        empty = [] if isinstance(after, int) else {}
+        container = list if isinstance(after, int) else dict  # what the next key indexes
         if isinstance(key, int):
-            while len(node) <= key:
-                node.append(empty)
-                empty = [] if isinstance(after, int) else {}
+            node.extend(container() for _ in range(key + 1 - len(node)))
             node = node[key]
         else:
-            node = node.setdefault(key, empty)
+            node = node.setdefault(key, container())
     if value is None and isinstance(node, dict):
         node.pop(keys[-1], None)
     else:

@@ -55,8 +55,6 @@ _PTR = {"float32": "*fp32", "float16": "*fp16", "bfloat16": "*bf16"}
 _INSTRUCTION = re.compile(r"/\*([0-9a-f]{4,})\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)([^;]*);")
 PHILOX_ROUND_B = 0xCD9E8D57  # Philox4x32's second round multiplier: a constant tensor wherever Philox runs
 _BRANCH_TARGET = re.compile(r"0x([0-9a-f]+)")
-#: The integer arguments the JIT specializes at run time (divisible by 16: "D"; equal to 1: a constant).
-_INTS = {"M", "N", "n_tiles"}
 
 
 @dataclass
@@ -172,10 +170,15 @@ def loop_spans(sass: list[tuple[int, str, str]]) -> list[tuple[int, int]]:
     return spans
 
 
+def loop_sizes(sass, spans) -> list[int]:
+    """The number of instructions inside each loop span."""
+    return [sum(1 for a, _, _ in sass if lo <= a <= hi) for lo, hi in spans]
+
+
 def executed_per_logit(sass, spans, trips: int, logits_per_thread: float) -> float:
     """Instructions a thread executes per logit: straight code once, each loop's body ``trips`` times."""
-    looped = [sum(1 for a, _, _ in sass if lo <= a <= hi) for lo, hi in spans]
-    return (len(sass) - sum(looped) + trips * sum(looped)) / logits_per_thread
+    looped = sum(loop_sizes(sass, spans))
+    return (len(sass) - looped + trips * looped) / logits_per_thread
 
 
 def _cuobjdump(flag: str, cubin: Path) -> str:
@@ -227,9 +230,9 @@ def compile_one(kernel: str, dtype: str, constexprs: dict, shape=(256, 128256), 
         spill_bytes=sum(int(re.search(rf"{what}:(\d+)", usage).group(1)) for what in ("STACK", "LOCAL")),
         loads=memory_operations(ttir, "tt.load"),
         stores=memory_operations(ttir, "tt.store"),
-        philox_columns=sorted({int(shape.split("x")[-1]) for shape in philox}),
+        philox_columns=sorted({int(dims.split("x")[-1]) for dims in philox}),
         instructions=len(sass),
-        loop_instructions=[sum(1 for a, _, _ in sass if lo <= a <= hi) for lo, hi in spans],
+        loop_instructions=loop_sizes(sass, spans),
         per_logit=round(executed_per_logit(sass, spans, trips, logits), 1),
     )
 

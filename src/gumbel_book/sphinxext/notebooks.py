@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -248,12 +249,19 @@ def _set_baseurl(app: Sphinx, config) -> None:
         config.html_baseurl = pages_url(url)
 
 
-def _rewrite_buttons(buttons: list[dict[str, Any]], urls: dict[str, str]) -> int:
-    found = 0
+def _leaf_buttons(buttons: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """The theme's header buttons, with each group's buttons in place of the group."""
     for button in buttons:
         if button.get("type") == "group":
-            found += _rewrite_buttons(button.get("buttons", []), urls)
-        elif button.get("text") in urls:
+            yield from _leaf_buttons(button.get("buttons", []))
+        else:
+            yield button
+
+
+def _rewrite_buttons(buttons: list[dict[str, Any]], urls: dict[str, str]) -> int:
+    found = 0
+    for button in _leaf_buttons(buttons):
+        if button.get("text") in urls:
             button["url"] = urls[button["text"]]
             found += 1
     return found
@@ -344,10 +352,8 @@ PDF_DIR = "pdf"
 def pdf_button(buttons: list[dict[str, Any]], url: str) -> int:
     """Point the theme's ``.pdf`` download entry (``window.print()``) at the page's PDF; returns how many changed."""
     found = 0
-    for button in buttons:
-        if button.get("type") == "group":
-            found += pdf_button(button.get("buttons", []), url)
-        elif button.get("label") == "download-pdf-button":
+    for button in _leaf_buttons(buttons):
+        if button.get("label") == "download-pdf-button":
             button.update(type="link", url=url, tooltip="Download this page as a PDF (print edition)")
             button.pop("javascript", None)
             found += 1
