@@ -336,16 +336,18 @@ def test_exits_hangs_and_crashes_cost_only_that_call(tmp_path):
         "big = torch.empty(2**40)",  # over the memory limit: fails the cell, nothing else
         "def half(shape, generator=None):\n    return torch.zeros(shape)\nraise ValueError('after a definition')",
     ]
-    notebook = Notebook(cells, [], [str(tmp_path)], b"k", Limits(seconds=3, file_mb=16))
+    # No cell hangs, so a generous cell limit costs nothing; it keeps a slow machine from losing the worker on the
+    # 200 MB print (CI once did at a 3 s limit). Only the call of ``hangs`` waits out its (short) question deadline.
+    notebook = Notebook(cells, [], [str(tmp_path)], b"k", Limits(seconds=60, file_mb=16))
     try:
         results = notebook.run()
-        assert [r.status for r in results][:6] == ["ok"] * 6
-        assert results[6].status == results[7].status == results[8].status == "error"
+        statuses = [(r.status, r.message[:80]) for r in results]
+        assert [r.status for r in results] == ["ok"] * 6 + ["error"] * 3, statuses
         env = RemoteNamespace(notebook)
         outcomes = {}
         for name in ("exits", "interrupted", "dies", "hangs", "fine", "half"):
             notebook.ensure()
-            notebook.deadline = time.monotonic() + 3
+            notebook.deadline = time.monotonic() + (3 if name == "hangs" else 60)
             with remote_checks():
                 try:
                     out = env.get(name)((10,))
