@@ -47,3 +47,11 @@ echo "==> printing the PDFs"
 start=$(date +%s)
 .venv/bin/python -m gumbel_book.course pdf
 echo "==> PDFs printed in $(( $(date +%s) - start )) s: _build/html/pdf"
+
+# The coursework: student, autograder and instructor editions of every chapter, as an instructor would hand
+# them out (`python -m gumbel_book.course build`). Stamped with a digest of the sources: the tests check this
+# build while the stamp matches and build their own otherwise (as they do for the student book kept above).
+echo "==> building the coursework"
+start=$(date +%s)
+.venv/bin/python -m gumbel_book.course build --out _build/course --jobs 2
+echo "==> coursework built in $(( $(date +%s) - start )) s: _build/course"

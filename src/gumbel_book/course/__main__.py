@@ -10,23 +10,38 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..validation import check_int
 from .chapters import discover_chapters, find_root
+from .stamp import STAMP as STAMP_NAME
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from .build import build_chapter
+    from concurrent.futures import ThreadPoolExecutor
 
+    from .build import build_chapter
+    from .stamp import write_stamp
+
+    jobs = check_int(args.jobs, "--jobs")
     root = find_root(args.root)
     chapters = discover_chapters(root, args.chapter or None)
     out = Path(args.out)
-    for chapter in chapters:
+    out.mkdir(parents=True, exist_ok=True)
+
+    def build(chapter) -> None:
         start = time.perf_counter()
         summary = build_chapter(chapter, out, instructor=not args.no_instructor)
         points = ", ".join(f"{q} {p:g}" for q, p in summary["points"].items())
         print(
             f"{chapter.name}: {len(summary['points'])} questions, {summary['total']:g} points ({points}) "
-            f"in {time.perf_counter() - start:.1f} s -> {out / chapter.name}"
+            f"in {time.perf_counter() - start:.1f} s -> {out / chapter.name}",
+            flush=True,
         )
+
+    (out / STAMP_NAME).unlink(missing_ok=True)  # an interrupted build leaves no stamp
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        list(pool.map(build, chapters))  # list(): re-raises the first chapter's error
+    if not args.chapter:
+        write_stamp(out, root, "course" if not args.no_instructor else "course-no-instructor")
     return 0
 
 
@@ -86,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--chapter", action="append", help="only this chapter (repeatable)")
     build.add_argument("--root", type=Path, default=None, help="the book's folder (default: found from here)")
     build.add_argument("--no-instructor", action="store_true", help="skip executing the instructor edition")
+    build.add_argument("--jobs", type=int, default=1, help="chapters built at once (default: 1)")
     build.set_defaults(run=_cmd_build)
 
     grade = sub.add_parser("grade", help="grade one submission, or a folder of them (one CSV), offline")

@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import functools
 import json
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -32,6 +31,7 @@ from ..figures.static import figures_in_html, png
 from ..settings import chromium_path
 from .chapters import toc_files
 from .extras import require
+from .stamp import write_stamp
 
 BOOK_NAME = "gumbel-softmax-book"
 SOLUTIONS_HEADING = "Solutions"
@@ -227,10 +227,10 @@ def build_pdfs(root: Path, html_dir: Path, out: Path, editions: Sequence[str] = 
     if "instructor" in editions:
         done.append(print_edition(html_dir, pages, out, "instructor", title))
     if "student" in editions:
-        with tempfile.TemporaryDirectory(prefix="student-book-") as tmp:
-            student = build_student_book(root, Path(tmp) / "html")
-            kept = [p for p in pages if p not in INSTRUCTOR_PAGES]
-            done.append(print_edition(student, kept, out / "student", "student", f"{title} (student edition)"))
+        student = build_student_book(root, Path(root) / "_build" / "student")  # kept and stamped for the tests
+        kept = [p for p in pages if p not in INSTRUCTOR_PAGES]
+        done.append(print_edition(student, kept, out / "student", "student", f"{title} (student edition)"))
+        write_stamp(student, root, "student-book")
     return done
 
 
