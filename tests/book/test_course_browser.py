@@ -2,8 +2,9 @@
 solution (nor of a hidden solution guard), and nothing in it leads to the full book (no canonical link to the
 published site, no Colab or Binder button, whose notebooks are the full book's). Then, in headless Chromium, every
 chapter page shows its exercises and no solution: no solution element, no line of any solution's code, no check
-call, and no solution in the notebooks the pages offer for download. It reuses the figures of a full book build
-when there is one (README, command 1) and is built from the sources without outputs otherwise."""
+call, and no solution in the notebooks the pages offer for download. It checks the student book README command 1
+built when that still matches the sources, and otherwise builds one (reusing the figures of a full book build when
+there is one, without outputs when there is none)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from gumbel_book.course import discover_chapters, solution_lines
 from gumbel_book.course.book import build_student_book, student_config
 from gumbel_book.course.build import assignment_notebook
 from gumbel_book.course.leaks import guard_lines, secret_lines
+from gumbel_book.course.stamp import is_fresh
 
 pytestmark = pytest.mark.slow
 
@@ -29,6 +31,11 @@ CHAPTERS = discover_chapters(ROOT)
 
 @pytest.fixture(scope="module")
 def student_book(tmp_path_factory):
+    """The student book README command 1 built (``course pdf`` keeps it in ``_build/student``) while its stamp
+    matches the sources; built afresh otherwise (after an edit, or without command 1)."""
+    built = ROOT / "_build" / "student"
+    if is_fresh(built, ROOT, "student-book"):
+        return built
     return build_student_book(ROOT, tmp_path_factory.mktemp("student") / "html")
 
 
