@@ -21,8 +21,8 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 #: The longest test files (measured: a minute or more each on two cores), handed to the xdist workers first so
 #: that none of them starts last; every other file keeps its place in the tiers' order.
 LONGEST_FIRST = (
-    "book/test_course.py",
     "book/test_reader.py",
+    "book/test_course.py",
     "book/test_package.py",
     "book/test_course_browser.py",
     "book/test_print.py",
