@@ -12,15 +12,20 @@ expectation is computed exactly (MuProp) or by the reparameterization trick (REB
   (:func:`conditional_gumbel`); their difference has expectation zero under the score function's weight.
 - :func:`relax_grads` (Grathwohl et al. 2018): REBAR's control variate plus a learned network ``r(z)``
   (:class:`ControlVariateNet`, an MLP ``K -> 16 -> 1`` by default); any network keeps the estimate unbiased.
+
+:func:`tune_rebar` tunes REBAR's ``tau`` and ``eta`` by gradient descent on the estimator's variance.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
 from .sampling import gumbel_max, sample_gumbel
+from .validation import check_int, check_logits_vector, check_real, check_tau
 
 Objective = Callable[[torch.Tensor], torch.Tensor]
 
@@ -68,31 +73,86 @@ def _cv_grads(
     control: Callable[[torch.Tensor], torch.Tensor],
     generator: torch.Generator | None,
     sampler: Callable = conditional_gumbel,
+    create_graph: bool = False,
 ) -> torch.Tensor:
-    """REBAR's estimator with control variate ``control(z)`` of the perturbed logits (REBAR and RELAX)."""
+    """REBAR's estimator with control variate ``control(z)`` of the perturbed logits (REBAR and RELAX):
+    ``(f(b) - c(z~)) * d log p(b) / d theta + d c(z) / d theta - d c(z~) / d theta``.
+
+    With ``create_graph`` the estimates stay differentiable in whatever ``control`` depends on besides ``theta``
+    (REBAR's ``eta`` and ``tau``, RELAX's network), which is how :func:`tune_rebar` descends their variance."""
     theta = theta.detach().requires_grad_(True)
     z = theta + sample_gumbel(theta.shape, dtype=theta.dtype, device=theta.device, generator=generator)
     b = z.detach().argmax(-1)
     z_tilde = sampler(theta, b, generator)
+    one_hot = _one_hot(b, theta.shape[-1], theta.dtype)
     with torch.no_grad():
-        f_b = f(_one_hot(b, theta.shape[-1], theta.dtype))
+        f_b = f(one_hot)
     c_z, c_tilde = control(z), control(z_tilde)
-    log_p = torch.log_softmax(theta, -1).gather(-1, b[:, None]).squeeze(-1)
-    surrogate = (f_b - c_tilde.detach()) * log_p + c_z - c_tilde
-    (grads,) = torch.autograd.grad(surrogate.sum(), theta)
-    return grads
+    (reparam,) = torch.autograd.grad((c_z - c_tilde).sum(), theta, create_graph=create_graph)
+    score = one_hot - torch.softmax(theta.detach(), -1)  # d log p(b) / d theta, per row
+    grads = (f_b - c_tilde)[:, None] * score + reparam
+    return grads if create_graph else grads.detach()
 
 
 def rebar_grads(
     theta: torch.Tensor,
     f: Objective,
-    tau: float = 1.0,
-    eta: float = 1.0,
+    tau: float | torch.Tensor = 1.0,
+    eta: float | torch.Tensor = 1.0,
     generator: torch.Generator | None = None,
     sampler: Callable = conditional_gumbel,
+    create_graph: bool = False,
 ) -> torch.Tensor:
-    """REBAR's single-sample estimates: control variate ``eta * f(softmax(z / tau))``."""
-    return _cv_grads(theta, f, lambda z: eta * f(torch.softmax(z / tau, -1)), generator, sampler)
+    """REBAR's single-sample estimates: control variate ``eta * f(softmax(z / tau))``. ``tau`` and ``eta`` may be
+    tensors that require grad, with ``create_graph=True``: see :func:`tune_rebar`."""
+    check_tau(tau.detach() if isinstance(tau, torch.Tensor) else tau)
+    if not isinstance(eta, torch.Tensor):
+        check_real(eta, "eta")
+    return _cv_grads(theta, f, lambda z: eta * f(torch.softmax(z / tau, -1)), generator, sampler, create_graph)
+
+
+@dataclass
+class RebarTuning:
+    """What :func:`tune_rebar` found: the last ``tau`` and ``eta``, and the mean square of the estimates (summed
+    over the logits) at every step, measured on that step's fresh batch."""
+
+    tau: float
+    eta: float
+    mean_squares: list[float]
+
+
+def tune_rebar(
+    theta: torch.Tensor,
+    f: Objective,
+    *,
+    tau: float = 1.0,
+    eta: float = 1.0,
+    steps: int = 200,
+    batch: int = 256,
+    lr: float = 0.05,
+    generator: torch.Generator | None = None,
+) -> RebarTuning:
+    """Tune REBAR's ``tau`` and ``eta`` for logits ``theta`` ``[K]`` as Tucker et al. (2017) do: by gradient descent
+    on the variance of the estimator. Every ``(tau, eta)`` gives the same mean (the estimator is unbiased), so the
+    variance moves exactly as the mean square ``E ||g||^2`` does, and a batch of ``batch`` estimates gives an
+    unbiased gradient of it. Adam with step ``lr``, on ``log tau`` (so that ``tau`` stays positive) and ``eta``."""
+    check_logits_vector(theta, "theta", min_categories=2)
+    check_int(steps, "steps")
+    check_int(batch, "batch", 2)
+    check_real(lr, "lr", positive=True)
+    log_tau = torch.tensor(math.log(check_tau(tau)), dtype=theta.dtype, requires_grad=True)
+    scale = torch.tensor(check_real(eta, "eta"), dtype=theta.dtype, requires_grad=True)
+    optimizer = torch.optim.Adam([log_tau, scale], lr=lr)
+    rows = theta.detach().expand(batch, -1)
+    history = []
+    for _ in range(steps):
+        grads = rebar_grads(rows, f, log_tau.exp(), scale, generator=generator, create_graph=True)
+        mean_square = grads.pow(2).sum(-1).mean()
+        optimizer.zero_grad()
+        mean_square.backward()
+        optimizer.step()
+        history.append(float(mean_square.detach()))
+    return RebarTuning(float(log_tau.exp()), float(scale), history)
 
 
 class ControlVariateNet(torch.nn.Module):
@@ -117,7 +177,11 @@ def relax_grads(
     tau: float = 1.0,
     net: torch.nn.Module | None = None,
     generator: torch.Generator | None = None,
+    create_graph: bool = False,
 ) -> torch.Tensor:
-    """RELAX's single-sample estimates: control variate ``f(softmax(z / tau)) + net(z)``."""
+    """RELAX's single-sample estimates: control variate ``f(softmax(z / tau)) + net(z)``. With
+    ``create_graph=True`` they are differentiable in the network's parameters, to train it on their variance."""
+    check_tau(tau)
     net = net if net is not None else ControlVariateNet(theta.shape[-1])
-    return _cv_grads(theta, f, lambda z: f(torch.softmax(z / tau, -1)) + net(z), generator)
+    control = lambda z: f(torch.softmax(z / tau, -1)) + net(z)  # noqa: E731
+    return _cv_grads(theta, f, control, generator, create_graph=create_graph)

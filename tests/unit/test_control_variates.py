@@ -108,3 +108,62 @@ def test_rebar_has_less_variance_than_reinforce_and_muprop_none_on_a_linear_obje
 def test_the_straight_through_chapter_keeps_its_seven_estimators():
     assert len(STRAIGHT_THROUGH_ESTIMATORS) == 7 and not set(CONTROL_VARIATES) & set(STRAIGHT_THROUGH_ESTIMATORS)
     assert CONTROL_VARIATES == ("muprop", "rebar", "relax")
+
+
+# --- REBAR's temperature and scale -----------------------------------------------------------------------------
+
+
+def _mean_square(f, tau, eta, seed: int, n: int = N) -> tuple[float, float]:
+    """The mean of ||g||^2 over ``n`` REBAR estimates and its standard error. Every (tau, eta) has the same mean
+    gradient (REBAR is unbiased), so differences of mean squares are differences of variances."""
+    grads = cv.rebar_grads(THETA.expand(n, -1), f, tau, eta, generator=_gen(seed))
+    square = grads.pow(2).sum(-1)
+    return float(square.mean()), float(square.std() / n**0.5)
+
+
+def _lower(a: tuple[float, float], b: tuple[float, float], tests: int) -> bool:
+    """Whether mean square ``a`` is significantly below ``b`` (one-sided z test, Bonferroni over ``tests``; the
+    independent-samples standard error is conservative for the positively correlated common-seed estimates)."""
+    return (b[0] - a[0]) / (a[1] ** 2 + b[1] ** 2) ** 0.5 > scipy.stats.norm.isf(ALPHA / tests)
+
+
+def test_rebar_variance_against_tau_has_its_minimum_inside():
+    """On the quadratic problem REBAR's variance at tau = 1 is below its variance at tau = 0.1 and at tau = 10:
+    the best temperature is neither tau -> 0 (the relaxed term's variance grows like 1 / tau) nor tau -> inf."""
+    f = PROBLEMS["quadratic"]
+    middle = _mean_square(f, 1.0, 1.0, seed=11)
+    assert _lower(middle, _mean_square(f, 0.1, 1.0, seed=12), tests=2)
+    assert _lower(middle, _mean_square(f, 10.0, 1.0, seed=13), tests=2)
+
+
+def test_tuning_rebar_by_the_gradient_of_its_variance_lowers_it_and_keeps_it_unbiased():
+    """tune_rebar from (tau, eta) = (1, 1) on pick-the-target: fresh estimates at the tuned values have a lower mean
+    square, and their mean still matches exact_grad. Negative control: a step too small to move (lr = 1e-9) gives
+    no significant decrease, so the decrease is the tuning's."""
+    f = PROBLEMS["target"]
+    tuned = cv.tune_rebar(THETA, f, steps=100, batch=256, generator=_gen(14))
+    assert len(tuned.mean_squares) == 100 and (tuned.tau, tuned.eta) != (1.0, 1.0)
+    start = _mean_square(f, 1.0, 1.0, seed=15)
+    assert _lower(_mean_square(f, tuned.tau, tuned.eta, seed=16), start, tests=2)
+    grads = cv.rebar_grads(THETA.expand(N, -1), f, tuned.tau, tuned.eta, generator=_gen(17))
+    assert _z_scores(grads, f).max() < CRITICAL
+    still = cv.tune_rebar(THETA, f, steps=100, batch=256, lr=1e-9, generator=_gen(14))
+    assert not _lower(_mean_square(f, still.tau, still.eta, seed=16), start, tests=2)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: cv.rebar_grads(THETA.expand(4, -1), PROBLEMS["linear"], tau=0.0), "tau must be finite and > 0"),
+        (lambda: cv.rebar_grads(THETA.expand(4, -1), PROBLEMS["linear"], eta=float("nan")), "eta must be finite"),
+        (lambda: cv.relax_grads(THETA.expand(4, -1), PROBLEMS["linear"], tau=-1.0), "tau must be finite and > 0"),
+        (lambda: cv.tune_rebar(THETA, PROBLEMS["linear"], tau=0.0), "tau must be finite and > 0"),
+        (lambda: cv.tune_rebar(THETA, PROBLEMS["linear"], steps=0), "steps must be >= 1"),
+        (lambda: cv.tune_rebar(THETA, PROBLEMS["linear"], batch=1), "batch must be >= 2"),
+        (lambda: cv.tune_rebar(THETA, PROBLEMS["linear"], lr=0.0), "lr must be"),
+        (lambda: cv.tune_rebar(THETA[:1], PROBLEMS["linear"]), "theta must have at least 2 categories"),
+    ],
+)
+def test_bad_arguments_are_named(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
