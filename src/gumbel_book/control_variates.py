@@ -13,7 +13,8 @@ expectation is computed exactly (MuProp) or by the reparameterization trick (REB
 - :func:`relax_grads` (Grathwohl et al. 2018): REBAR's control variate plus a learned network ``r(z)``
   (:class:`ControlVariateNet`, an MLP ``K -> 16 -> 1`` by default); any network keeps the estimate unbiased.
 
-:func:`tune_rebar` tunes REBAR's ``tau`` and ``eta`` by gradient descent on the estimator's variance.
+:func:`tune_rebar` tunes REBAR's ``tau`` and ``eta`` by gradient descent on the estimator's variance;
+:func:`relax_step` does the same for RELAX's network while it optimizes (the optimization race trains it).
 """
 
 from __future__ import annotations
@@ -152,7 +153,7 @@ def tune_rebar(
         mean_square.backward()
         optimizer.step()
         history.append(float(mean_square.detach()))
-    return RebarTuning(float(log_tau.exp()), float(scale), history)
+    return RebarTuning(float(log_tau.detach().exp()), float(scale.detach()), history)
 
 
 class ControlVariateNet(torch.nn.Module):
@@ -185,3 +186,24 @@ def relax_grads(
     net = net if net is not None else ControlVariateNet(theta.shape[-1])
     control = lambda z: f(torch.softmax(z / tau, -1)) + net(z)  # noqa: E731
     return _cv_grads(theta, f, control, generator, create_graph=create_graph)
+
+
+def relax_step(
+    theta: torch.Tensor,
+    f: Objective,
+    n_samples: int,
+    tau: float,
+    net: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """One step of RELAX as Grathwohl et al. (2018) run it: ``n_samples`` estimates per row of ``theta`` ``[B, K]``
+    with the network as it is, then one ``optimizer`` step of the network on their mean square (their variance up
+    to a constant, the mean being the same for every network). Returns the ``[B, K]`` averaged estimates, which
+    are unbiased: the network that made them had not seen their noise."""
+    rows = theta.detach().repeat_interleave(n_samples, dim=0)
+    grads = relax_grads(rows, f, tau, net, generator, create_graph=True)
+    optimizer.zero_grad()
+    grads.pow(2).sum(-1).mean().backward()
+    optimizer.step()
+    return grads.detach().view(theta.shape[0], n_samples, -1).mean(1)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..control_variates import ControlVariateNet, relax_step
 from ..device import default_device
 from ..estimators import (
     LABELS,
@@ -46,6 +47,8 @@ Table = dict[str, dict[str, torch.Tensor]]
 """Measurements indexed ``[problem][estimator]``."""
 
 MC_SAMPLES = 10
+#: Adam's step for RELAX's control-variate network in :func:`optimization_race` (the network trains as it races).
+RELAX_NET_LR = 0.01
 """Gumbel-Rao's conditional draws per sample (``mc_samples``) wherever the lab does not say otherwise."""
 
 
@@ -388,10 +391,15 @@ def _race(
         return torch.stack([expected_value(row, problem.f) for row in theta.detach()])
 
     runs = [objective()]
+    if name == "relax":  # one control-variate network for the side-by-side runs, trained as they go
+        net = ControlVariateNet(k).to(device=theta.device, dtype=theta.dtype)
+        net_opt = torch.optim.Adam(net.parameters(), lr=RELAX_NET_LR)
     for _ in range(steps):
         with validate_args(False):
             if name == "exact":
                 grad = torch.stack([exact_grad(row, problem.f) for row in theta.detach()])
+            elif name == "relax":
+                grad = relax_step(theta.detach(), problem.f, n_samples, tau, net, net_opt, gen)
             else:
                 kw = {"tau": tau, "mc_samples": mc, "generator": gen}
                 grad = batched_sample_grads(name, theta.detach(), problem.f, n_samples, **kw).mean(1)
@@ -427,7 +435,9 @@ def optimization_race(
     """Minimise ``E[f(z)]`` with Adam from ``logits = 0`` using each estimator's gradient.
 
     The ``seeds`` runs go side by side as one batch, with one generator seeded from ``seed``. Returns, per
-    estimator (and ``"exact"``), the exact objective after each step, shape ``[seeds, steps + 1]``.
+    estimator (and ``"exact"``), the exact objective after each step, shape ``[seeds, steps + 1]``. ``relax``
+    trains its control-variate network as it goes (:func:`gumbel_book.control_variates.relax_step`, Adam with
+    step :data:`RELAX_NET_LR`, one network for the side-by-side runs).
     """
     check_int(steps, "steps")
     check_int(seeds, "seeds")
