@@ -11,6 +11,7 @@ import ast
 import itertools
 import json
 import math
+import shutil
 import subprocess
 import sys
 import warnings
@@ -535,3 +536,44 @@ def test_quantized_images_keep_the_page_small():
     assert z == [[0, 0, 4, 9, 9, 9]] or z == [[0, 0, 5, 9, 9, 9]]
     fig = vfig.image_grid_figure(torch.rand(20, 28, 28), cols=10, title="t")
     assert len(fig.to_json()) < 60_000
+
+
+def test_reproduce_add_keeps_the_runs_it_has_and_trains_only_new_seeds(digits, tmp_path, monkeypatch):
+    """``reproduce --add`` on a summary of seed 0: seed 1 is trained and added, seed 0 is neither retrained nor
+    re-scored (its entry is kept byte for byte, with the first command as its provenance), and the best run is
+    chosen among both. Seed 0's work folder is deleted before --add, so retraining or re-scoring it would show.
+    --add without a summary is an error naming the file."""
+    import argparse
+
+    train, test = digits
+    monkeypatch.setattr(
+        reference_runs, "load_mnist", lambda split, root=None: (train if split == "train" else test, None)
+    )
+    trained = []
+    real_train_one = reference_runs._train_one
+    monkeypatch.setattr(reference_runs, "_train_one", lambda c, *a: trained.append(c.seed) or real_train_one(c, *a))
+    out, work = tmp_path / "out", tmp_path / "work"
+
+    def reproduce(seeds: list[int], add: bool) -> dict:
+        args = argparse.Namespace(
+            out=str(out), work=str(work), preset="reference", estimators=["gs"], seeds=seeds, epochs=1, patience=1,
+            no_control=True, jobs=1, samples=2, iw_subset=20, summarize_only=False, data_root=None, add=add,
+            cmd=f"reproduce --seeds {seeds}" + (" --add" if add else ""),
+        )  # fmt: skip
+        reference_runs.main(args)
+        return json.loads((out / reference_runs.SUMMARY).read_text())
+
+    with pytest.raises(FileNotFoundError, match="summary.json"):
+        reproduce([0], add=True)
+    first = reproduce([0], add=False)
+    assert trained == [0]
+    shutil.rmtree(work / "gs-s0")  # gone, so retraining it would show (and would fail to load for re-scoring)
+    both = reproduce([0, 1], add=True)
+    assert trained == [0, 1]
+    assert [r["name"] for r in both["runs"]] == ["gs-s0", "gs-s1"]
+    kept = both["runs"][0]
+    assert kept["provenance"]["command"] == first["command"] == "reproduce --seeds [0]"
+    assert kept == first["runs"][0]
+    assert both["runs"][1]["provenance"]["command"] == both["command"] == "reproduce --seeds [0, 1] --add"
+    best = min(both["runs"], key=lambda r: r["best_val_neg_elbo"])["name"]
+    assert both["best_runs"] == {"gs": best}

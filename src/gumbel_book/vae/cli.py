@@ -154,6 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--samples", type=int, default=1000, help="m of the importance-weighted bound")
     r.add_argument("--iw-subset", type=int, default=1000, help="test images for the bound of non-best runs")
     r.add_argument("--summarize-only", action="store_true", help="skip training; evaluate what --work holds")
+    r.add_argument(
+        "--add",
+        action="store_true",
+        help="keep the runs --out/summary.json already has (not retrained or re-scored); train and add the rest",
+    )
     r.add_argument("--data-root", default=None)
     r.set_defaults(func=_cmd_reproduce)
     return parser

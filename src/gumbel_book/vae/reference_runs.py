@@ -185,6 +185,15 @@ def _add_full_bound_and_checkpoint(
     r["checkpoint_test_neg_iw_subset"] = evaluate(compact, x_test[:n_sub], samples=iw_samples)
 
 
+def _provenance(command: str) -> dict[str, Any]:
+    return {
+        "command": command,
+        "commit": git_commit(),
+        "device": f"cpu ({platform.processor() or platform.machine()}), torch {torch.__version__}",
+        "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+
+
 def summarize(
     configs: Sequence[VAEConfig],
     work: Path,
@@ -194,31 +203,47 @@ def summarize(
     iw_samples: int,
     iw_subset: int,
     command: str,
+    previous: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Evaluate every run's best-validation weights on the test split, save each estimator's best checkpoint
-    under ``out``, and return the summary (:func:`main` writes it)."""
+    under ``out``, and return the summary (:func:`main` writes it).
+
+    With a ``previous`` summary, its runs are kept as they are (each with the provenance of the command that made
+    it) and ``configs`` are added: an estimator's best run, and its checkpoint, change only if a new run is better
+    on validation."""
     test_x, _ = load_mnist("test", data_root)
     x_test = binarize(test_x, seed=DATA_SEED)
-    runs = [_score_run(c, work, x_test) for c in configs]
-    best_runs = _best_runs(runs)
+    provenance = _provenance(command)
+    kept = [dict(r) for r in (previous or {}).get("runs", [])]
+    for r in kept:
+        r.setdefault("provenance", {k: previous.get(k) for k in ("command", "commit", "device", "created")})
+    new = [_score_run(c, work, x_test) | {"provenance": provenance} for c in configs]
+    clash = {r["name"] for r in kept} & {r["name"] for r in new}
+    if clash:
+        raise ValueError(f"runs {sorted(clash)} are already in the summary: add only new runs")
+    best_runs = _best_runs(kept + new)
     n_sub = min(iw_subset, len(x_test))
-    for r in runs:
+    for r in new:
         run = load_run(work / r["name"], "cpu", which="best")
         _add_subset_bounds(r, run.model, x_test[:n_sub], iw_samples)
         if r["name"] in best_runs.values():
             _add_full_bound_and_checkpoint(r, run, x_test, out, iw_samples, n_sub)
-    return {
-        "command": command,
-        "commit": git_commit(),
-        "device": f"cpu ({platform.processor() or platform.machine()}), torch {torch.__version__}",
-        "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    return provenance | {
         "eval_seed": EVAL_SEED,
         "test_images": len(x_test),
         "best_runs": best_runs,
         "paper_table1": PAPER_TABLE1_VAE_CAT,
         "paper_row": PAPER_ROW,
-        "runs": runs,
+        "runs": kept + new,
     }
+
+
+def previous_summary(out: Path) -> dict[str, Any]:
+    """The summary ``reproduce --add`` adds to (``out/summary.json``); a missing one is an error naming it."""
+    path = Path(out) / SUMMARY
+    if not path.is_file():
+        raise FileNotFoundError(f"--add needs an existing summary, and {path} does not exist")
+    return json.loads(path.read_text())
 
 
 def main(args) -> None:
@@ -231,12 +256,24 @@ def main(args) -> None:
             args.estimators, args.seeds, epochs=args.epochs, patience=args.patience, fixed_control=not args.no_control
         )
     command = args.cmd
+    previous = previous_summary(out) if getattr(args, "add", False) else None
+    if previous is not None:
+        have = {r["name"] for r in previous["runs"]}
+        print(f"keeping the {len(have)} runs of {out / SUMMARY}", flush=True)
+        configs = [c for c in configs if run_name(c) not in have]
     print(f"{len(configs)} runs into {work}, {args.jobs} at a time", flush=True)
     t0 = time.perf_counter()
     if not args.summarize_only:
         train_all(configs, work, jobs=args.jobs, data_root=args.data_root)
     summary = summarize(
-        configs, work, out, data_root=args.data_root, iw_samples=args.samples, iw_subset=args.iw_subset, command=command
+        configs,
+        work,
+        out,
+        data_root=args.data_root,
+        iw_samples=args.samples,
+        iw_subset=args.iw_subset,
+        command=command,
+        previous=previous,
     )
     summary["wall_seconds"] = time.perf_counter() - t0
     out.mkdir(parents=True, exist_ok=True)
