@@ -98,6 +98,37 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     )
 
 
+def _add_reproduce_parser(sub) -> None:
+    """The ``reproduce`` subcommand's options (the book's reference runs)."""
+    r = sub.add_parser("reproduce", help="the book's reference runs: every estimator x seeds, then summary.json")
+    r.add_argument("--out", default="results/vae", help="summary.json and the small checkpoints (committed)")
+    r.add_argument("--work", default="runs/reference", help="full per-run checkpoints (not committed; resumable)")
+    r.add_argument("--estimators", nargs="+", choices=ESTIMATORS, default=list(ESTIMATORS))
+    r.add_argument("--seeds", nargs="+", type=int, default=list(REFERENCE_SEEDS))
+    r.add_argument("--epochs", type=int, default=REFERENCE.epochs, help="the most epochs a run trains")
+    r.add_argument(
+        "--patience",
+        type=int,
+        default=REFERENCE.patience,
+        help="epochs without a better validation -ELBO before stopping",
+    )
+    r.add_argument("--preset", choices=("reference", "paper"), default="reference")
+    r.add_argument("--no-control", action="store_true", help="skip the fixed-binarization control run")
+    r.add_argument(
+        "--jobs", type=int, default=REPRODUCE_JOBS, help="runs trained at once (the committed runs used the default)"
+    )
+    r.add_argument("--samples", type=int, default=1000, help="m of the importance-weighted bound")
+    r.add_argument("--iw-subset", type=int, default=1000, help="test images for the bound of non-best runs")
+    r.add_argument("--summarize-only", action="store_true", help="skip training; evaluate what --work holds")
+    r.add_argument(
+        "--add",
+        action="store_true",
+        help="keep the runs --out/summary.json already has (not retrained or re-scored); train and add the rest",
+    )
+    r.add_argument("--data-root", default=None)
+    r.set_defaults(func=_cmd_reproduce)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``python -m gumbel_book.vae`` argument parser (``train``, ``evaluate`` and ``reproduce``)."""
     parser = argparse.ArgumentParser(prog="python -m gumbel_book.vae", description=DESCRIPTION)
@@ -134,33 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--subset", type=int, default=0, help="evaluate on the first N test images (0: all 10,000)")
     e.add_argument("--data-root", default=None)
     e.set_defaults(func=_cmd_evaluate)
-    r = sub.add_parser("reproduce", help="the book's reference runs: every estimator x seeds, then summary.json")
-    r.add_argument("--out", default="results/vae", help="summary.json and the small checkpoints (committed)")
-    r.add_argument("--work", default="runs/reference", help="full per-run checkpoints (not committed; resumable)")
-    r.add_argument("--estimators", nargs="+", choices=ESTIMATORS, default=list(ESTIMATORS))
-    r.add_argument("--seeds", nargs="+", type=int, default=list(REFERENCE_SEEDS))
-    r.add_argument("--epochs", type=int, default=REFERENCE.epochs, help="the most epochs a run trains")
-    r.add_argument(
-        "--patience",
-        type=int,
-        default=REFERENCE.patience,
-        help="epochs without a better validation -ELBO before stopping",
-    )
-    r.add_argument("--preset", choices=("reference", "paper"), default="reference")
-    r.add_argument("--no-control", action="store_true", help="skip the fixed-binarization control run")
-    r.add_argument(
-        "--jobs", type=int, default=REPRODUCE_JOBS, help="runs trained at once (the committed runs used the default)"
-    )
-    r.add_argument("--samples", type=int, default=1000, help="m of the importance-weighted bound")
-    r.add_argument("--iw-subset", type=int, default=1000, help="test images for the bound of non-best runs")
-    r.add_argument("--summarize-only", action="store_true", help="skip training; evaluate what --work holds")
-    r.add_argument(
-        "--add",
-        action="store_true",
-        help="keep the runs --out/summary.json already has (not retrained or re-scored); train and add the rest",
-    )
-    r.add_argument("--data-root", default=None)
-    r.set_defaults(func=_cmd_reproduce)
+    _add_reproduce_parser(sub)
     return parser
 
 
