@@ -133,6 +133,19 @@ def test_raw_myst_check_catches_a_failed_parse():
     assert not _raw_myst_beyond_code("```{exercise} Title", "```{exercise} Title"), "shown in a code block: fine"
 
 
+def test_the_image_count_is_pypdfs_without_decoding():
+    """image_count walks the resources instead of decoding every image: on a page PDF with figures and one without,
+    it gives the count of pypdf's own (decoding) ``page.images``, and 0 where there is none."""
+    import pypdf
+
+    counts = {}
+    for page in ("book/reparameterization", "book/testing"):
+        path = _pdf(page)
+        counts[page] = image_count(path)
+        assert counts[page] == sum(len(p.images) for p in pypdf.PdfReader(str(path)).pages), page
+    assert counts["book/reparameterization"] > 0 == counts["book/testing"]
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_every_plotly_figure_prints_as_an_image(page):
     source = (HTML_DIR / f"{page}.html").read_text(encoding="utf-8")

@@ -255,9 +255,24 @@ def page_texts(path: Path) -> list[str]:
 
 
 def image_count(path: Path) -> int:
-    """How many raster images a PDF draws (the figures' twins are PNGs)."""
+    """How many raster images a PDF draws (the figures' twins are PNGs): the image XObjects each page's resources
+    name, forms' included, counted as pypdf's ``page.images`` lists them but without decoding a single image."""
     pypdf = require("pypdf", "pypdf", "print")
-    return sum(len(page.images) for page in pypdf.PdfReader(str(path)).pages)
+    return sum(_images_in(page.get("/Resources"), set()) for page in pypdf.PdfReader(str(path)).pages)
+
+
+def _images_in(resources, seen: set) -> int:
+    """Image XObjects named by ``resources`` and, once each, by the form XObjects it names."""
+    xobjects = resources.get_object().get("/XObject") if resources else None
+    count = 0
+    for ref in xobjects.get_object().values() if xobjects else ():
+        obj = ref.get_object()
+        if obj.get("/Subtype") == "/Image":
+            count += 1
+        elif obj.get("/Subtype") == "/Form" and id(obj) not in seen:
+            seen.add(id(obj))
+            count += _images_in(obj.get("/Resources"), seen)
+    return count
 
 
 __all__ = [
