@@ -106,7 +106,7 @@ def rebar_grads(
 ) -> torch.Tensor:
     """REBAR's single-sample estimates: control variate ``eta * f(softmax(z / tau))``. ``tau`` and ``eta`` may be
     tensors that require grad, with ``create_graph=True``: see :func:`tune_rebar`."""
-    check_tau(tau.detach() if isinstance(tau, torch.Tensor) else tau)
+    check_tau(tau)
     if not isinstance(eta, torch.Tensor):
         check_real(eta, "eta")
     return _cv_grads(theta, f, lambda z: eta * f(torch.softmax(z / tau, -1)), generator, sampler, create_graph)

@@ -9,7 +9,6 @@ there is one, without outputs when there is none)."""
 from __future__ import annotations
 
 import html
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -23,6 +22,7 @@ from gumbel_book.course.book import build_student_book, student_config
 from gumbel_book.course.build import assignment_notebook
 from gumbel_book.course.leaks import guard_lines, secret_lines
 from gumbel_book.course.stamp import is_fresh
+from gumbel_book.sphinxext.offline import mathjax_dir
 
 pytestmark = pytest.mark.slow
 
@@ -61,8 +61,7 @@ def _upstream_copy(path: Path, folder: Path) -> bool:
     rel = path.relative_to(folder).as_posix()
     if not rel.startswith("_static/mathjax/"):
         return False
-    spec = importlib.util.find_spec("sphinx-mathjax-offline")
-    upstream = Path(spec.origin).parent / "static" / "mathjax" / rel.removeprefix("_static/mathjax/")
+    upstream = mathjax_dir() / rel.removeprefix("_static/mathjax/")  # where the book build copies them from
     return upstream.is_file() and upstream.read_bytes() == path.read_bytes()
 
 

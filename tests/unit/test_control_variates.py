@@ -113,12 +113,15 @@ def test_the_straight_through_chapter_keeps_its_seven_estimators():
 # --- REBAR's temperature and scale -----------------------------------------------------------------------------
 
 
-def _mean_square(f, tau, eta, seed: int, n: int = N) -> tuple[float, float]:
-    """The mean of ||g||^2 over ``n`` REBAR estimates and its standard error. Every (tau, eta) has the same mean
-    gradient (REBAR is unbiased), so differences of mean squares are differences of variances."""
-    grads = cv.rebar_grads(THETA.expand(n, -1), f, tau, eta, generator=_gen(seed))
+def _mean_square(grads: torch.Tensor) -> tuple[float, float]:
+    """The mean of ||g||^2 over estimates ``grads`` ``[n, K]`` and its standard error. Estimators with the same mean
+    gradient (REBAR at any (tau, eta), RELAX with any network) differ in mean square as they do in variance."""
     square = grads.pow(2).sum(-1)
-    return float(square.mean()), float(square.std() / n**0.5)
+    return float(square.mean()), float(square.std() / square.shape[0] ** 0.5)
+
+
+def _rebar(f, tau, eta, seed: int) -> tuple[float, float]:
+    return _mean_square(cv.rebar_grads(THETA.expand(N, -1), f, tau, eta, generator=_gen(seed)))
 
 
 def _lower(a: tuple[float, float], b: tuple[float, float], tests: int) -> bool:
@@ -131,9 +134,9 @@ def test_rebar_variance_against_tau_has_its_minimum_inside():
     """On the quadratic problem REBAR's variance at tau = 1 is below its variance at tau = 0.1 and at tau = 10:
     the best temperature is neither tau -> 0 (the relaxed term's variance grows like 1 / tau) nor tau -> inf."""
     f = PROBLEMS["quadratic"]
-    middle = _mean_square(f, 1.0, 1.0, seed=11)
-    assert _lower(middle, _mean_square(f, 0.1, 1.0, seed=12), tests=2)
-    assert _lower(middle, _mean_square(f, 10.0, 1.0, seed=13), tests=2)
+    middle = _rebar(f, 1.0, 1.0, seed=11)
+    assert _lower(middle, _rebar(f, 0.1, 1.0, seed=12), tests=2)
+    assert _lower(middle, _rebar(f, 10.0, 1.0, seed=13), tests=2)
 
 
 def test_tuning_rebar_by_the_gradient_of_its_variance_lowers_it_and_keeps_it_unbiased():
@@ -143,12 +146,12 @@ def test_tuning_rebar_by_the_gradient_of_its_variance_lowers_it_and_keeps_it_unb
     f = PROBLEMS["target"]
     tuned = cv.tune_rebar(THETA, f, steps=60, batch=256, generator=_gen(14))
     assert len(tuned.mean_squares) == 60 and (tuned.tau, tuned.eta) != (1.0, 1.0)
-    start = _mean_square(f, 1.0, 1.0, seed=15)
-    assert _lower(_mean_square(f, tuned.tau, tuned.eta, seed=16), start, tests=2)
+    start = _rebar(f, 1.0, 1.0, seed=15)
+    assert _lower(_rebar(f, tuned.tau, tuned.eta, seed=16), start, tests=2)
     grads = cv.rebar_grads(THETA.expand(N, -1), f, tuned.tau, tuned.eta, generator=_gen(17))
     assert _z_scores(grads, f).max() < CRITICAL
     still = cv.tune_rebar(THETA, f, steps=60, batch=256, lr=1e-9, generator=_gen(14))
-    assert not _lower(_mean_square(f, still.tau, still.eta, seed=16), start, tests=2)
+    assert not _lower(_rebar(f, still.tau, still.eta, seed=16), start, tests=2)
 
 
 @pytest.mark.parametrize(
@@ -172,10 +175,8 @@ def test_bad_arguments_are_named(call, message):
 # --- RELAX's network, trained as it optimizes ------------------------------------------------------------------
 
 
-def _relax_mean_square(f, net, seed: int, n: int = 10_000) -> tuple[float, float]:
-    grads = cv.relax_grads(THETA.expand(n, -1), f, 0.5, net, _gen(seed))
-    square = grads.pow(2).sum(-1)
-    return float(square.mean()), float(square.std() / n**0.5)
+def _relax(f, net, seed: int) -> tuple[float, float]:
+    return _mean_square(cv.relax_grads(THETA.expand(10_000, -1), f, 0.5, net, _gen(seed)))
 
 
 def test_relax_steps_train_the_network_on_the_variance_and_stay_unbiased():
@@ -193,12 +194,12 @@ def test_relax_steps_train_the_network_on_the_variance_and_stay_unbiased():
             assert step.shape == (1, K) and bool(torch.isfinite(step).all())
         return net
 
-    untrained = _relax_mean_square(f, cv.ControlVariateNet(K), seed=22)
+    untrained = _relax(f, cv.ControlVariateNet(K), seed=22)
     net = trained(0.03)
-    assert _lower(_relax_mean_square(f, net, seed=23), untrained, tests=2)
+    assert _lower(_relax(f, net, seed=23), untrained, tests=2)
     grads = cv.relax_grads(THETA.expand(20_000, -1), f, 0.5, net, _gen(24))
     assert _z_scores(grads, f).max() < CRITICAL
-    assert not _lower(_relax_mean_square(f, trained(0.0), seed=23), untrained, tests=2)
+    assert not _lower(_relax(f, trained(0.0), seed=23), untrained, tests=2)
 
 
 def test_the_race_trains_relax_and_gets_as_far_as_reinforce():

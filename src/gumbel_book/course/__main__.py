@@ -12,14 +12,13 @@ from pathlib import Path
 
 from ..validation import check_int
 from .chapters import discover_chapters, find_root
-from .stamp import STAMP as STAMP_NAME
+from .stamp import STAMP, write_stamp
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
     from .build import build_chapter
-    from .stamp import write_stamp
 
     jobs = check_int(args.jobs, "--jobs")
     root = find_root(args.root)
@@ -37,7 +36,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    (out / STAMP_NAME).unlink(missing_ok=True)  # an interrupted build leaves no stamp
+    (out / STAMP).unlink(missing_ok=True)  # an interrupted build leaves no stamp
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         list(pool.map(build, chapters))  # list(): re-raises the first chapter's error
     if not args.chapter:

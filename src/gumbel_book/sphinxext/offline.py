@@ -44,7 +44,7 @@ def drop_fontawesome_js(outdir: str | Path) -> int:
     return changed
 
 
-def _mathjax_dir() -> Path:
+def mathjax_dir() -> Path:
     """MathJax 3, as shipped by the ``sphinx-mathjax-offline`` distribution."""
     import importlib.util
 
@@ -59,7 +59,7 @@ def _copy_assets(app: Sphinx, exc: Exception | None) -> None:
         return
     static = Path(app.outdir) / "_static"
     copy_asset_file(str(PLOTLY_JS), str(static / "plotly.min.js"))
-    copy_asset(str(_mathjax_dir()), str(static / "mathjax"))
+    copy_asset(str(mathjax_dir()), str(static / "mathjax"))
     copy_asset(str(STATIC), str(static))
     drop_fontawesome_js(app.outdir)
 

@@ -256,7 +256,7 @@ def main(args) -> None:
             args.estimators, args.seeds, epochs=args.epochs, patience=args.patience, fixed_control=not args.no_control
         )
     command = args.cmd
-    previous = previous_summary(out) if getattr(args, "add", False) else None
+    previous = previous_summary(out) if args.add else None
     if previous is not None:
         have = {r["name"] for r in previous["runs"]}
         print(f"keeping the {len(have)} runs of {out / SUMMARY}", flush=True)
